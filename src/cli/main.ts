@@ -1,0 +1,31 @@
+import { Command } from 'commander';
+import { isLoomError } from '../core/errors.ts';
+import { registerCommands } from './commands.ts';
+
+const program = new Command();
+program
+  .name('loom')
+  .description('Loom: raw business text → clean data → fine-tuned, evaluated model')
+  .version('0.1.0')
+  .showHelpAfterError()
+  .addHelpText(
+    'after',
+    `
+Lifecycle: data → model → train → eval (each verb has --help with an example).
+
+Example:
+  $ npx loom quickstart            # the customer-service example through every stage
+  $ npx loom data run examples/customer-service/data.yaml`,
+  );
+
+registerCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (isLoomError(e)) {
+    process.stderr.write(`${e.format()}\n`);
+    process.exit(2);
+  }
+  throw e;
+}

@@ -1,0 +1,28 @@
+import type { Command } from 'commander';
+
+export interface StageResult {
+  stage: string;
+  summary: string;
+  outputs: string[];
+}
+
+export type Stage = (outDir: string) => Promise<StageResult>;
+
+/** Stages join the quickstart in lifecycle order as they are built. */
+export const quickstartStages: { name: string; run: Stage }[] = [];
+
+export function registerQuickstart(program: Command): void {
+  program
+    .command('quickstart')
+    .description('run the customer-service example through every stage that exists and print what each produced')
+    .option('-o, --out <dir>', 'output folder', 'out/quickstart')
+    .addHelpText('after', '\nExample:\n  $ npx loom quickstart --out /tmp/qs')
+    .action(async (opts: { out: string }) => {
+      for (const s of quickstartStages) {
+        const t0 = Date.now();
+        const r = await s.run(opts.out);
+        process.stdout.write(`\n== ${r.stage} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n${r.summary}\n`);
+        for (const o of r.outputs) process.stdout.write(`  → ${o}\n`);
+      }
+    });
+}

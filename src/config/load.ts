@@ -1,0 +1,118 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { LineCounter, parseDocument, parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { LoomError } from '../core/errors.ts';
+
+export type Plain = Record<string, unknown>;
+
+/**
+ * Applies `key=value` overrides (dotted keys reach into nested objects, values are parsed as YAML
+ * scalars/flow so `lr=1e-4`, `flag=true`, `targets=[q_proj,v_proj]` all do what users expect).
+ */
+export function applyOverrides(base: Plain, overrides: readonly string[]): Plain {
+  const out: Plain = structuredClone(base);
+  for (const ov of overrides) {
+    const eq = ov.indexOf('=');
+    if (eq <= 0) {
+      throw new LoomError('OVERRIDE_INVALID', `override "${ov}" is not key=value`, {
+        hint: 'write overrides as key=value, e.g. learning_rate=2e-4 or data.split.seed=7',
+      });
+    }
+    const key = ov.slice(0, eq).trim();
+    const raw = ov.slice(eq + 1);
+    let value: unknown;
+    try {
+      value = raw === '' ? '' : parseYaml(raw);
+    } catch {
+      value = raw;
+    }
+    const parts = key.split('.');
+    let node: Plain = out;
+    for (const p of parts.slice(0, -1)) {
+      const next = node[p];
+      if (next === undefined || next === null) node[p] = {};
+      else if (typeof next !== 'object' || Array.isArray(next)) {
+        throw new LoomError('OVERRIDE_INVALID', `override "${key}": "${p}" is not a section`, { field: key });
+      }
+      node = node[p] as Plain;
+    }
+    node[parts[parts.length - 1]!] = value;
+  }
+  return out;
+}
+
+/** Formats zod issues as one line each, naming the key path, what was expected and the allowed values. */
+export function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
+  return issues
+    .map((i) => {
+      const path = i.path.length ? i.path.join('.') : '(root)';
+      const extra = 'values' in i && Array.isArray(i.values) ? ` (allowed: ${(i.values as unknown[]).join(', ')})` : '';
+      return `${path}: ${i.message}${extra}`;
+    })
+    .join('; ');
+}
+
+/** Validates a plain object against a schema; errors name the file, the key and (for YAML) the line. */
+export function validateConfig<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  source = '<config>',
+  lineOf?: (path: readonly PropertyKey[]) => number | undefined,
+): z.output<S> {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    const first = r.error.issues[0];
+    throw new LoomError('CONFIG_INVALID', `invalid config: ${describeIssues(r.error.issues)}`, {
+      file: source,
+      line: first && lineOf ? lineOf(first.path) : undefined,
+      field: first?.path.join('.'),
+      hint: 'fix the named key (see docs for the allowed keys) or override it with key=value',
+    });
+  }
+  return r.data;
+}
+
+export interface LoadedConfig<T> {
+  config: T;
+  path: string;
+  /** Folder of the config file: relative paths inside the config resolve against it. */
+  baseDir: string;
+}
+
+/** Reads a YAML config, applies overrides, validates with zod. */
+export function loadConfig<S extends z.ZodType>(
+  path: string,
+  schema: S,
+  overrides: readonly string[] = [],
+): LoadedConfig<z.output<S>> {
+  const abs = resolve(path);
+  if (!existsSync(abs)) {
+    throw new LoomError('CONFIG_NOT_FOUND', `config file not found: ${path}`, {
+      file: path,
+      hint: 'check the path, or run the command with --help to see an example config',
+    });
+  }
+  const text = readFileSync(abs, 'utf8');
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    throw new LoomError('CONFIG_PARSE', `YAML syntax error: ${e.message.split('\n')[0]}`, {
+      file: path,
+      line: e.linePos?.[0]?.line,
+      hint: 'check indentation and quoting around that line',
+    });
+  }
+  const raw = (doc.toJS() ?? {}) as Plain;
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new LoomError('CONFIG_INVALID', 'config must be a YAML mapping of key: value', { file: path });
+  }
+  const merged = applyOverrides(raw, overrides);
+  const lineOf = (p: readonly PropertyKey[]): number | undefined => {
+    const node = doc.getIn(p as unknown[], true) as { range?: [number, number, number] } | undefined;
+    const off = node?.range?.[0];
+    return off === undefined ? undefined : counter.linePos(off).line;
+  };
+  return { config: validateConfig(schema, merged, path, lineOf), path: abs, baseDir: dirname(abs) };
+}

@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { z } from 'zod';
+import { applyOverrides, loadConfig } from '../../src/config/load.ts';
+import { LoomError } from '../../src/core/errors.ts';
+
+const schema = z.object({
+  learning_rate: z.number().positive(),
+  lr_scheduler_type: z.enum(['constant', 'linear', 'cosine']).default('cosine'),
+  data: z.object({ seed: z.number().int().default(0) }).default({ seed: 0 }),
+});
+
+function tmpFile(text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'loom-cfg-'));
+  const p = join(dir, 'c.yaml');
+  writeFileSync(p, text);
+  return p;
+}
+
+test('overrides parse YAML scalars and reach nested keys', () => {
+  const out = applyOverrides({ a: 1, data: { seed: 1 } }, ['a=2e-4', 'data.seed=7', 'list=[x,y]', 'flag=true']);
+  assert.deepEqual(out, { a: 2e-4, data: { seed: 7 }, list: ['x', 'y'], flag: true });
+});
+
+test('override without = is a typed error', () => {
+  assert.throws(
+    () => applyOverrides({}, ['nokey']),
+    (e: unknown) => e instanceof LoomError && e.code === 'OVERRIDE_INVALID',
+  );
+});
+
+test('loadConfig applies defaults and overrides', () => {
+  const p = tmpFile('learning_rate: 0.001\n');
+  const { config } = loadConfig(p, schema, ['data.seed=3']);
+  assert.equal(config.learning_rate, 0.001);
+  assert.equal(config.lr_scheduler_type, 'cosine');
+  assert.equal(config.data.seed, 3);
+});
+
+test('invalid value names the key, its line and the allowed values', () => {
+  const p = tmpFile('learning_rate: 0.001\nlr_scheduler_type: cosin\n');
+  assert.throws(
+    () => loadConfig(p, schema),
+    (e: unknown) =>
+      e instanceof LoomError &&
+      e.code === 'CONFIG_INVALID' &&
+      e.line === 2 &&
+      e.field === 'lr_scheduler_type' &&
+      /constant, linear, cosine/.test(e.message),
+  );
+});
+
+test('YAML syntax error reports the line', () => {
+  const p = tmpFile('a: 1\nb: [1, 2\nc: 3\n');
+  assert.throws(
+    () => loadConfig(p, schema),
+    (e: unknown) => e instanceof LoomError && e.code === 'CONFIG_PARSE' && typeof e.line === 'number',
+  );
+});
+
+test('missing file is CONFIG_NOT_FOUND', () => {
+  assert.throws(
+    () => loadConfig('/nonexistent/x.yaml', schema),
+    (e: unknown) => e instanceof LoomError && e.code === 'CONFIG_NOT_FOUND',
+  );
+});
