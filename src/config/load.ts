@@ -32,7 +32,7 @@ export function applyOverrides(base: Plain, overrides: readonly string[]): Plain
     for (const p of parts.slice(0, -1)) {
       const next = node[p];
       if (next === undefined || next === null) node[p] = {};
-      else if (typeof next !== 'object' || Array.isArray(next)) {
+      else if (typeof next !== 'object') {
         throw new LoomError('OVERRIDE_INVALID', `override "${key}": "${p}" is not a section`, { field: key });
       }
       node = node[p] as Plain;

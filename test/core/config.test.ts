@@ -67,3 +67,8 @@ test('missing file is CONFIG_NOT_FOUND', () => {
     (e: unknown) => e instanceof LoomError && e.code === 'CONFIG_NOT_FOUND',
   );
 });
+
+test('overrides index into lists by position', () => {
+  const out = applyOverrides({ models: [{ id: 'a' }, { id: 'b', base_url: 'x' }] }, ['models.1.base_url=http://h/v1']);
+  assert.deepEqual(out, { models: [{ id: 'a' }, { id: 'b', base_url: 'http://h/v1' }] });
+});

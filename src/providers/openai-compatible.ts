@@ -1,0 +1,182 @@
+import { LoomError } from '../core/errors.ts';
+import type { ChatModel, ChatResult, GenerationSettings, Message } from '../core/types.ts';
+import { providerPresets } from './presets.ts';
+
+export interface EndpointOptions {
+  /** Preset name (openai, dashscope, qianfan, deepseek, ollama, vllm) whose fields the others override. */
+  provider?: string;
+  baseURL?: string;
+  model: string;
+  apiKeyEnv?: string;
+  /** Explicit key (tests, programmatic use); otherwise read from `apiKeyEnv`. */
+  apiKey?: string;
+  concurrency?: number;
+  maxRetries?: number;
+  timeoutMs?: number;
+  /** First backoff delay; doubles each retry with jitter, capped at 30 s, and Retry-After wins when sent. */
+  backoffMs?: number;
+  extraBody?: Record<string, unknown>;
+}
+
+/** Counting semaphore so one endpoint never has more than N requests in flight. */
+class Semaphore {
+  private active = 0;
+  private readonly waiters: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+  async acquire(): Promise<void> {
+    if (this.active < this.limit) {
+      this.active++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+  release(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.active--;
+  }
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    });
+  });
+
+interface ChatCompletionResponse {
+  choices?: { message?: { content?: string | null }; finish_reason?: string }[];
+  usage?: { prompt_tokens?: number; completion_tokens?: number };
+  error?: { message?: string };
+}
+
+/** A ChatModel over any OpenAI-compatible `/chat/completions` endpoint, with retries, timeouts and limits. */
+export class OpenAICompatibleModel implements ChatModel {
+  readonly id: string;
+  private readonly url: string;
+  private readonly key?: string;
+  private readonly sem: Semaphore;
+  private missingKeyEnv?: string;
+  private lastRetryAfterMs?: number;
+  private readonly opts: Required<Pick<EndpointOptions, 'maxRetries' | 'timeoutMs' | 'backoffMs'>> & EndpointOptions;
+
+  constructor(opts: EndpointOptions) {
+    const preset = opts.provider ? providerPresets[opts.provider] : undefined;
+    if (opts.provider && !preset) {
+      throw new LoomError('PROVIDER', `unknown provider preset "${opts.provider}"`, {
+        field: 'provider',
+        hint: `use one of ${Object.keys(providerPresets).join(', ')}, or give base_url`,
+      });
+    }
+    const baseURL = opts.baseURL ?? preset?.baseURL;
+    if (!baseURL) {
+      throw new LoomError('PROVIDER', `model "${opts.model}" has neither a provider preset nor a base_url`, {
+        field: 'base_url',
+      });
+    }
+    const keyEnv = opts.apiKeyEnv ?? preset?.apiKeyEnv;
+    this.key = opts.apiKey ?? (keyEnv ? process.env[keyEnv] : undefined);
+    this.url = `${baseURL.replace(/\/+$/, '')}/chat/completions`;
+    this.id = `${opts.provider ?? 'endpoint'}:${opts.model}`;
+    this.sem = new Semaphore(opts.concurrency ?? preset?.concurrency ?? 4);
+    this.opts = { maxRetries: 4, timeoutMs: 60_000, backoffMs: 500, ...opts };
+    // Deferred: the error is raised on first use so listing or dry-running a suite still works.
+    if (keyEnv && !this.key && preset?.keyRequired && opts.baseURL === undefined) this.missingKeyEnv = keyEnv;
+  }
+
+  async chat(messages: Message[], settings: GenerationSettings = {}, signal?: AbortSignal): Promise<ChatResult> {
+    if (this.missingKeyEnv) {
+      throw new LoomError('PROVIDER', `${this.id}: environment variable ${this.missingKeyEnv} is not set`, {
+        hint: `export ${this.missingKeyEnv}=<your key>`,
+      });
+    }
+    const body = {
+      model: this.opts.model,
+      messages: messages.map((m) => ({ role: m.role, content: m.content })),
+      max_tokens: settings.maxNewTokens,
+      temperature: settings.temperature,
+      top_p: settings.topP,
+      presence_penalty: settings.presencePenalty,
+      frequency_penalty: settings.frequencyPenalty,
+      seed: settings.seed,
+      stop: settings.stop?.length ? settings.stop : undefined,
+      ...this.opts.extraBody,
+    };
+    await this.sem.acquire();
+    try {
+      return await this.withRetries(body, signal);
+    } finally {
+      this.sem.release();
+    }
+  }
+
+  private async withRetries(body: unknown, signal?: AbortSignal): Promise<ChatResult> {
+    let lastError = '';
+    for (let attempt = 0; attempt <= this.opts.maxRetries; attempt++) {
+      if (attempt > 0) {
+        await sleep(this.lastRetryAfterMs ?? this.backoff(attempt), signal);
+        this.lastRetryAfterMs = undefined;
+      }
+      let res: Response;
+      try {
+        const timeout = AbortSignal.timeout(this.opts.timeoutMs);
+        res = await fetch(this.url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            ...(this.key ? { authorization: `Bearer ${this.key}` } : {}),
+          },
+          body: JSON.stringify(body),
+          signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        });
+      } catch (e) {
+        if (signal?.aborted) throw e;
+        const err = e as Error;
+        lastError = err.name === 'TimeoutError' ? `timed out after ${this.opts.timeoutMs} ms` : describeFetchError(err);
+        continue;
+      }
+      const text = await res.text();
+      if (res.status === 429 || res.status >= 500) {
+        lastError = `HTTP ${res.status}: ${text.slice(0, 200)}`;
+        const ra = Number(res.headers.get('retry-after'));
+        if (Number.isFinite(ra) && ra > 0) this.lastRetryAfterMs = Math.min(ra * 1000, 60_000);
+        continue;
+      }
+      if (!res.ok) {
+        throw new LoomError('PROVIDER', `${this.id}: HTTP ${res.status} from ${this.url}: ${text.slice(0, 300)}`, {
+          hint: res.status === 401 ? 'check the API key' : 'check the model name and request settings',
+        });
+      }
+      let json: ChatCompletionResponse;
+      try {
+        json = JSON.parse(text) as ChatCompletionResponse;
+      } catch {
+        throw new LoomError('PROVIDER', `${this.id}: response is not JSON: ${text.slice(0, 200)}`);
+      }
+      const choice = json.choices?.[0];
+      if (!choice) throw new LoomError('PROVIDER', `${this.id}: response has no choices: ${text.slice(0, 200)}`);
+      return {
+        text: choice.message?.content ?? '',
+        usage: { promptTokens: json.usage?.prompt_tokens ?? 0, completionTokens: json.usage?.completion_tokens ?? 0 },
+        finishReason: choice.finish_reason === 'length' ? 'length' : 'stop',
+      };
+    }
+    throw new LoomError(
+      'NETWORK',
+      `${this.id}: ${this.url} failed after ${this.opts.maxRetries + 1} attempts: ${lastError}`,
+      { hint: 'check that the endpoint is reachable (base_url) and not rate-limiting; raise max_retries or timeout' },
+    );
+  }
+
+  private backoff(attempt: number): number {
+    const base = Math.min(30_000, this.opts.backoffMs * 2 ** (attempt - 1));
+    return base / 2 + Math.random() * (base / 2);
+  }
+}
+
+function describeFetchError(e: Error): string {
+  const cause = (e as Error & { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ? `${cause.code} ${cause.message ?? ''}`.trim() : e.message;
+}
