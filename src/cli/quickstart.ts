@@ -1,4 +1,7 @@
 import type { Command } from 'commander';
+import { dataStage } from '../data/quickstart.ts';
+import { evalStage } from '../eval/quickstart.ts';
+import { trainStage } from '../train/quickstart.ts';
 
 export interface StageResult {
   stage: string;
@@ -9,7 +12,12 @@ export interface StageResult {
 export type Stage = (outDir: string) => Promise<StageResult>;
 
 /** Stages join the quickstart in lifecycle order as they are built. */
-export const quickstartStages: { name: string; run: Stage }[] = [];
+export const quickstartStages: { name: string; run: Stage }[] = [
+  // data goes first: it writes the train/validation split that train reads
+  { name: 'data', run: dataStage },
+  { name: 'train', run: trainStage },
+  { name: 'eval', run: evalStage },
+];
 
 export function registerQuickstart(program: Command): void {
   program

@@ -178,6 +178,14 @@ test('suite: endpoint models scored side by side, cached on rerun, compared with
   assert.equal(acc.baselineScore, 0);
   assert.equal(acc.systemScore, 5 / 6);
 
+  // a run compared with itself: every delta is 0 and no difference is significant
+  const self = compareRuns(result, result);
+  assert.ok(self.length > 0);
+  for (const r of self) {
+    assert.equal(r.delta, 0);
+    if (r.pValue !== undefined) assert.equal(r.pValue, 1);
+  }
+
   // registry: one eval run with a metric row per task/model/prompt/metric
   const reg = new Registry(':memory:');
   recordEvalRun(reg, result, runDir);

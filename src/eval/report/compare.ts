@@ -42,6 +42,11 @@ function aligned(a: TaskRunResult, b: TaskRunResult) {
   return pairs;
 }
 
+/** Two systems that agree on every item differ by nothing: p = 1 (the resampling formula would give 1/(n+1)). */
+function pOf(delta: number, p: number, identical: boolean): number {
+  return identical && delta === 0 ? 1 : p;
+}
+
 function compareTask(a: TaskRunResult, b: TaskRunResult, nameA: string, nameB: string, seed: number): ComparisonRow[] {
   const rows: ComparisonRow[] = [];
   const base = { task: a.task, baseline: nameA, system: nameB };
@@ -59,13 +64,14 @@ function compareTask(a: TaskRunResult, b: TaskRunResult, nameA: string, nameB: s
         pairs.map(([, y]) => [f(y!), 1]),
         { seed },
       );
+      const same = pairs.every(([x, y]) => f(x!) === f(y!));
       rows.push({
         ...base,
         metric,
         baselineScore: r.baseline,
         systemScore: r.system,
         delta: r.delta,
-        pValue: r.pValue,
+        pValue: pOf(r.delta, r.pValue, same),
         n: pairs.length,
       });
     }
@@ -106,13 +112,14 @@ function compareTask(a: TaskRunResult, b: TaskRunResult, nameA: string, nameB: s
         },
       );
       const p = r.paired!;
+      const same = pairs.every(([x, y]) => x.hypothesis === y.hypothesis);
       rows.push({
         ...base,
         metric: m,
         baselineScore: p.baseline,
         systemScore: p.system,
         delta: p.delta,
-        pValue: p.pValue,
+        pValue: pOf(p.delta, p.pValue, same),
         n: pairs.length,
       });
     }
@@ -125,13 +132,14 @@ function compareTask(a: TaskRunResult, b: TaskRunResult, nameA: string, nameB: s
     pairs.map(([, y]) => [y.scores[key] ?? 0, 1]),
     { seed },
   );
+  const same = pairs.every(([x, y]) => (x.scores[key] ?? 0) === (y.scores[key] ?? 0));
   rows.push({
     ...base,
     metric: 'accuracy',
     baselineScore: r.baseline,
     systemScore: r.system,
     delta: r.delta,
-    pValue: r.pValue,
+    pValue: pOf(r.delta, r.pValue, same),
     n: pairs.length,
   });
   return rows;

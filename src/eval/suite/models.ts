@@ -1,9 +1,13 @@
-import { resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { ModelSpec } from '../../config/eval.ts';
 import { LoomError } from '../../core/errors.ts';
 import type { ChatModel } from '../../core/types.ts';
 import { LocalChatModel } from '../../generate/chat-model.ts';
+import { loadWeights, openModelFolder } from '../../models/folder.ts';
 import { OpenAICompatibleModel } from '../../providers/openai-compatible.ts';
+import { adapterScale, mergeLoraInto, readPeftAdapter, writeMergedModel } from '../../train/peft.ts';
 
 /** Builds the ChatModel a suite names: an OpenAI-compatible endpoint, or a local model folder on the engine. */
 export async function openModel(spec: ModelSpec, baseDir: string): Promise<ChatModel> {
@@ -19,10 +23,50 @@ export async function openModel(spec: ModelSpec, baseDir: string): Promise<ChatM
     });
   }
   const path = resolve(baseDir, spec.path);
-  if (spec.adapter) {
-    throw new LoomError('NOT_IMPLEMENTED', `model "${spec.id}": adapters are not loadable yet`, {
-      field: 'models.adapter',
-    });
+  const dir = spec.adapter ? mergedFolderFor(path, resolve(baseDir, spec.adapter)) : path;
+  return LocalChatModel.fromFolder(dir, { id: `local:${spec.id}` });
+}
+
+/**
+ * A LoRA adapter is evaluated by merging it into its base once (W + scale·B·A) and caching the merged folder under
+ * `.loom/merged/<hash of base config, adapter config and weights>`; generation then runs at base-model speed.
+ */
+export function mergedFolderFor(base: string, adapter: string): string {
+  const h = createHash('sha256');
+  for (const f of [
+    join(base, 'config.json'),
+    join(adapter, 'adapter_config.json'),
+    join(adapter, 'adapter_model.safetensors'),
+  ]) {
+    if (existsSync(f)) h.update(readFileSync(f));
   }
-  return LocalChatModel.fromFolder(path, { id: `local:${spec.id}` });
+  h.update(base);
+  const out = resolve('.loom', 'merged', h.digest('hex').slice(0, 16));
+  if (existsSync(join(out, 'config.json'))) return out;
+  const folder = openModelFolder(base);
+  const config = folder.config;
+  let loaded: ReturnType<typeof loadWeights>;
+  try {
+    loaded = loadWeights(folder);
+  } finally {
+    folder.close();
+  }
+  const weights = new Map([...loaded].map(([n, t]) => [n, { name: n, dims: t.dims, data: t.data }]));
+  const a = readPeftAdapter(adapter, config);
+  if (a.type !== 'LORA') {
+    throw new LoomError(
+      'NOT_IMPLEMENTED',
+      `${adapter}: ${a.type} adapters cannot be evaluated yet (only LoRA merges)`,
+      {
+        field: 'models.adapter',
+      },
+    );
+  }
+  mergeLoraInto(weights, a.tensors, adapterScale(a.config));
+  const tmp = `${out}.${process.pid}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  writeMergedModel(base, tmp, weights);
+  mkdirSync(dirname(out), { recursive: true });
+  renameSync(tmp, out);
+  return out;
 }
