@@ -1,0 +1,92 @@
+import { createInterface } from 'node:readline';
+import type { Command } from 'commander';
+import { LoomError } from '../core/errors.ts';
+import type { GenerationSettings, Message } from '../core/types.ts';
+import { LocalChatModel } from '../generate/chat-model.ts';
+
+interface ChatOptions {
+  system?: string;
+  maxNewTokens: string;
+  temperature?: string;
+  topP?: string;
+  seed?: string;
+  template?: string;
+  threads?: string;
+}
+
+function num(v: string | undefined, field: string, check: (n: number) => boolean): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || !check(n)) {
+    throw new LoomError('CONFIG_INVALID', `--${field} has an invalid value '${v}'`, { field });
+  }
+  return n;
+}
+
+/** `loom chat <model-dir>`: interactive chat with the model's chat template and streamed replies. */
+export function registerChat(program: Command): void {
+  program
+    .command('chat <model-dir>')
+    .description('chat with a local model in the terminal (its chat template, streamed output; /exit to quit)')
+    .option('--system <text>', 'system message')
+    .option('--max-new-tokens <n>', 'longest reply in tokens', '256')
+    .option('--temperature <t>', 'sampling temperature (0 = greedy; default from generation_config.json)')
+    .option('--top-p <p>', 'nucleus sampling')
+    .option('--seed <n>', 'sampling seed (same seed, same replies)')
+    .option('--template <name>', "chat template: auto (the model's own), chatml, llama3, llama2, mistral")
+    .option('--threads <n>', 'ONNX Runtime threads')
+    .addHelpText(
+      'after',
+      '\nCommands inside the chat: /exit (or Ctrl-D) quits, /reset clears the conversation.\n\nExample:\n  $ loom chat models/tiny --system "You are a helpful assistant." --temperature 0.7 --seed 1',
+    )
+    .action(async (dir: string, opts: ChatOptions) => {
+      const settings: GenerationSettings = {
+        maxNewTokens: num(opts.maxNewTokens, 'max-new-tokens', (n) => Number.isInteger(n) && n > 0),
+        temperature: num(opts.temperature, 'temperature', (n) => n >= 0),
+        topP: num(opts.topP, 'top-p', (n) => n > 0 && n <= 1),
+        seed: num(opts.seed, 'seed', Number.isInteger),
+      };
+      const threads = num(opts.threads, 'threads', (n) => Number.isInteger(n) && n > 0);
+      await runChat(dir, opts, settings, threads);
+    });
+}
+
+async function runChat(dir: string, opts: ChatOptions, settings: GenerationSettings, threads?: number): Promise<void> {
+  const model = await LocalChatModel.fromFolder(dir, { template: opts.template, threads });
+  const tty = process.stdin.isTTY === true;
+  const out = process.stdout;
+  const history: Message[] = opts.system ? [{ role: 'system', content: opts.system }] : [];
+  const rl = createInterface({ input: process.stdin, output: tty ? out : undefined, terminal: tty });
+  let current: AbortController | undefined;
+  rl.on('SIGINT', () => {
+    if (current) current.abort();
+    else rl.close();
+  });
+  if (tty) {
+    out.write(`loom chat — ${dir} (/exit to quit, /reset to start over)\n`);
+    rl.setPrompt('> ');
+    rl.prompt();
+  }
+  try {
+    for await (const raw of rl) {
+      const line = raw.trim();
+      if (line === '/exit' || line === '/quit') break;
+      if (line === '/reset') {
+        history.splice(opts.system ? 1 : 0);
+        out.write('(conversation cleared)\n');
+      } else if (line) {
+        history.push({ role: 'user', content: line });
+        current = new AbortController();
+        const r = await model.chatStream(history, settings, (d) => out.write(d), current.signal);
+        current = undefined;
+        out.write('\n');
+        if (r.finishReason === 'length') out.write(`(stopped at --max-new-tokens ${settings.maxNewTokens})\n`);
+        history.push({ role: 'assistant', content: r.text });
+      }
+      if (tty) rl.prompt();
+    }
+  } finally {
+    rl.close();
+    await model.close();
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * LocalChatModel: a model folder (weights + tokenizer + chat template) behind the ChatModel interface that
+ * evaluation and serving use.
+ *
+ * API:
+ *   LocalChatModel.fromFolder(dir, { engine?, threads?, template?, id? })
+ *   model.chat(messages, settings?, signal?)                    -> ChatResult
+ *   model.chatStream(messages, settings, onText, signal?)       -> ChatResult (onText gets each final text piece)
+ *   model.chatBatch(conversations, settings?)                   -> ChatResult[] (one left-padded batch)
+ *   model.logLikelihood(prompt, continuations)                  -> number[]
+ *   model.close()
+ * Settings fall back to generation_config.json (do_sample false or absent -> greedy), then to greedy with
+ * max_new_tokens 256. The chat template is the model's own unless `template` names a built-in one.
+ */
+
+import type { ChatModel, ChatResult, GenerationSettings, Message } from '../core/types.ts';
+import type { Engine } from '../engine/index.ts';
+import { openModelFolder } from '../models/folder.ts';
+import { applyChatTemplate } from '../tokenizer/chat.ts';
+import { LoomTokenizer } from '../tokenizer/tokenizer.ts';
+import { CausalLM } from './causal-lm.ts';
+import { DEFAULT_MAX_NEW_TOKENS, generateText, type TextResult } from './generate.ts';
+import { continuationLogLikelihoods } from './score.ts';
+
+export interface LocalChatModelOptions {
+  engine?: Engine;
+  threads?: number;
+  /** 'auto' (model's own, else chatml), a built-in name, or jinja source. */
+  template?: string;
+  id?: string;
+}
+
+function defaultsFrom(gen: Record<string, unknown>): GenerationSettings {
+  const num = (k: string): number | undefined => (typeof gen[k] === 'number' ? (gen[k] as number) : undefined);
+  const sample = gen.do_sample === true;
+  return {
+    temperature: sample ? (num('temperature') ?? 1) : 0,
+    topK: sample ? num('top_k') : undefined,
+    topP: sample ? num('top_p') : undefined,
+    repetitionPenalty: num('repetition_penalty'),
+    maxNewTokens: num('max_new_tokens'),
+  };
+}
+
+export class LocalChatModel implements ChatModel {
+  private constructor(
+    readonly id: string,
+    readonly lm: CausalLM,
+    readonly tokenizer: LoomTokenizer,
+    private readonly defaults: GenerationSettings,
+    private readonly template: string | undefined,
+  ) {}
+
+  static async fromFolder(dir: string, opts: LocalChatModelOptions = {}): Promise<LocalChatModel> {
+    const folder = openModelFolder(dir);
+    const defaults = defaultsFrom(folder.generationConfig);
+    folder.close();
+    const tokenizer = LoomTokenizer.fromFolder(dir);
+    const lm = await CausalLM.fromFolder(dir, { engine: opts.engine, threads: opts.threads });
+    return new LocalChatModel(opts.id ?? `local:${dir}`, lm, tokenizer, defaults, opts.template);
+  }
+
+  /** Prompt ids for a conversation, ending with the assistant generation prompt. */
+  async encodePrompt(messages: readonly Message[]): Promise<number[]> {
+    const text = applyChatTemplate(this.tokenizer, messages, { addGenerationPrompt: true, template: this.template });
+    return this.tokenizer.encode(text, { addSpecialTokens: false });
+  }
+
+  private settings(s: GenerationSettings = {}): GenerationSettings {
+    const merged: GenerationSettings = { ...this.defaults };
+    for (const [k, v] of Object.entries(s)) if (v !== undefined) (merged as Record<string, unknown>)[k] = v;
+    merged.maxNewTokens ??= DEFAULT_MAX_NEW_TOKENS;
+    return merged;
+  }
+
+  private static result(r: TextResult): ChatResult {
+    return {
+      text: r.text,
+      usage: { promptTokens: r.promptTokens, completionTokens: r.ids.length + (r.finishReason === 'eos' ? 1 : 0) },
+      finishReason: r.finishReason === 'length' ? 'length' : r.finishReason === 'aborted' ? 'error' : 'stop',
+    };
+  }
+
+  async chat(messages: Message[], settings?: GenerationSettings, signal?: AbortSignal): Promise<ChatResult> {
+    const [r] = await this.chatBatch([messages], settings, signal);
+    return r as ChatResult;
+  }
+
+  async chatStream(
+    messages: Message[],
+    settings: GenerationSettings | undefined,
+    onText: (delta: string) => void,
+    signal?: AbortSignal,
+  ): Promise<ChatResult> {
+    const prompt = await this.encodePrompt(messages);
+    const [r] = await generateText(this.lm, this.tokenizer, [prompt], {
+      ...this.settings(settings),
+      signal,
+      onText: (_row, d) => onText(d),
+    });
+    return LocalChatModel.result(r as TextResult);
+  }
+
+  async chatBatch(
+    conversations: readonly Message[][],
+    settings?: GenerationSettings,
+    signal?: AbortSignal,
+  ): Promise<ChatResult[]> {
+    const prompts = await Promise.all(conversations.map((m) => this.encodePrompt(m)));
+    const rs = await generateText(this.lm, this.tokenizer, prompts, { ...this.settings(settings), signal });
+    return rs.map((r) => LocalChatModel.result(r));
+  }
+
+  async logLikelihood(prompt: Message[] | string, continuations: string[]): Promise<number[]> {
+    const context =
+      typeof prompt === 'string'
+        ? prompt
+        : applyChatTemplate(this.tokenizer, prompt, { addGenerationPrompt: true, template: this.template });
+    const ctxIds = await this.tokenizer.encode(context, { addSpecialTokens: typeof prompt === 'string' });
+    const conts: number[][] = [];
+    for (const c of continuations) {
+      // Tokenize context + continuation together when the context's tokens survive as a prefix (BPE merges
+      // at the boundary otherwise); else fall back to tokenizing the continuation alone.
+      const whole = await this.tokenizer.encode(context + c, { addSpecialTokens: typeof prompt === 'string' });
+      const prefix = whole.length > ctxIds.length && ctxIds.every((id, i) => whole[i] === id);
+      conts.push(prefix ? whole.slice(ctxIds.length) : await this.tokenizer.encode(c));
+    }
+    return continuationLogLikelihoods(this.lm, ctxIds, conts);
+  }
+
+  async close(): Promise<void> {
+    await this.lm.close();
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * The generation loop: batched prefill (left padding) and KV-cache decode over CausalLM, sampling with
+ * generate/sampling.ts, stopping on EOS ids, stop strings (generate/stop.ts via TextStream) and max new tokens,
+ * streaming decoded text that never splits a character (generate/stream.ts).
+ *
+ * API:
+ *   generateIds(lm, prompts, opts)            -> IdsResult[]   token level: EOS / max tokens / onToken veto
+ *   generateText(lm, tok, prompts, opts)      -> TextResult[]  text level: + stop strings, onText(row, delta)
+ * Every row gets its own Sampler seeded with `seed`, so a prompt gives the same output alone or in a batch.
+ */
+import { LoomError } from '../core/errors.ts';
+import type { GenerationSettings } from '../core/types.ts';
+import type { LoomTokenizer } from '../tokenizer/tokenizer.ts';
+import type { CausalLM } from './causal-lm.ts';
+import { Sampler, type SamplingSettings } from './sampling.ts';
+import { TextStream } from './stream.ts';
+
+export const DEFAULT_MAX_NEW_TOKENS = 256;
+
+export type FinishReason = 'eos' | 'stop' | 'length' | 'aborted';
+
+export interface GenerateIdsOptions extends GenerationSettings {
+  /** Ids that end a row (not included in the output). Default: config.json's (generateText adds the tokenizer's). */
+  eosIds?: readonly number[];
+  /** Id fed for left padding and for rows that have finished. Default: pad, else first EOS, else 0. */
+  padId?: number;
+  /** Called for each new token; return true to stop that row (finish reason 'stop'). */
+  onToken?: (row: number, id: number) => boolean | undefined;
+  signal?: AbortSignal;
+}
+
+export interface IdsResult {
+  ids: number[];
+  finishReason: FinishReason;
+  promptTokens: number;
+}
+
+function samplingOf(s: GenerationSettings): SamplingSettings {
+  return {
+    temperature: s.temperature,
+    topK: s.topK,
+    topP: s.topP,
+    minP: s.minP,
+    repetitionPenalty: s.repetitionPenalty,
+    presencePenalty: s.presencePenalty,
+    frequencyPenalty: s.frequencyPenalty,
+    seed: s.seed,
+  };
+}
+
+export async function generateIds(
+  lm: CausalLM,
+  prompts: readonly (readonly number[])[],
+  opts: GenerateIdsOptions = {},
+): Promise<IdsResult[]> {
+  const B = prompts.length;
+  if (B === 0) return [];
+  if (prompts.some((p) => p.length === 0)) {
+    throw new LoomError('INPUT_MALFORMED', 'generate: every prompt needs at least one token', {
+      hint: 'render the chat template (it starts with special tokens) or pass a non-empty prompt',
+    });
+  }
+  const cfg = lm.config;
+  const eos = new Set(opts.eosIds ?? cfg.eosTokenId);
+  const padId = opts.padId ?? cfg.padTokenId ?? cfg.eosTokenId[0] ?? 0;
+  const L = Math.max(...prompts.map((p) => p.length));
+  const limit = Math.min(cfg.maxPositionEmbeddings, 32768);
+  const maxNew = Math.max(0, Math.min(opts.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS, limit - L));
+  if (L >= limit) {
+    throw new LoomError('INPUT_MALFORMED', `prompt of ${L} tokens leaves no room in the model's ${limit} positions`);
+  }
+  const results: IdsResult[] = prompts.map((p) => ({ ids: [], finishReason: 'length', promptTokens: p.length }));
+  if (maxNew === 0) return results;
+
+  const settings = samplingOf(opts);
+  const samplers = prompts.map(() => new Sampler(settings));
+  const done = new Array<boolean>(B).fill(false);
+  const mask = prompts.map((p) => [...new Array<number>(L - p.length).fill(0), ...new Array<number>(p.length).fill(1)]);
+  let input = prompts.map((p) => [...new Array<number>(L - p.length).fill(padId), ...p]);
+  let cache = lm.emptyCache(B);
+  const V = cfg.vocabSize;
+
+  for (let step = 0; step < maxNew; step++) {
+    if (opts.signal?.aborted) {
+      for (let b = 0; b < B; b++) if (!done[b]) results[b]!.finishReason = 'aborted';
+      break;
+    }
+    const r = await lm.step(input, mask, cache);
+    cache = r.cache;
+    const next: number[][] = [];
+    for (let b = 0; b < B; b++) {
+      if (done[b]) {
+        next.push([padId]);
+        continue;
+      }
+      const res = results[b]!;
+      const id = samplers[b]!.next(r.logits.subarray(b * V, (b + 1) * V), {
+        prompt: prompts[b],
+        generated: res.ids,
+      });
+      if (eos.has(id)) {
+        done[b] = true;
+        res.finishReason = 'eos';
+        opts.onToken?.(b, id);
+      } else {
+        res.ids.push(id);
+        if (opts.onToken?.(b, id)) {
+          done[b] = true;
+          res.finishReason = 'stop';
+        }
+      }
+      next.push([done[b] ? padId : id]);
+    }
+    if (done.every(Boolean)) break;
+    input = next;
+    for (let b = 0; b < B; b++) mask[b]!.push(1);
+  }
+  return results;
+}
+
+export interface GenerateTextOptions extends GenerateIdsOptions {
+  /** Streaming: text that became final for a row (never a partial character, never part of a stop string). */
+  onText?: (row: number, delta: string) => void;
+}
+
+export interface TextResult extends IdsResult {
+  text: string;
+}
+
+export async function generateText(
+  lm: CausalLM,
+  tok: LoomTokenizer,
+  prompts: readonly (readonly number[])[],
+  opts: GenerateTextOptions = {},
+): Promise<TextResult[]> {
+  // Default EOS: the tokenizer's (eos, <|im_end|>, <|eot_id|>, generation_config) and config.json's.
+  const eosIds = opts.eosIds ?? [...new Set([...tok.eosIds, ...lm.config.eosTokenId])];
+  const streams = prompts.map(() => new TextStream(tok, { stop: opts.stop, eosIds }));
+  const texts = prompts.map(() => '');
+  const emit = (row: number, s: string): void => {
+    if (!s) return;
+    texts[row] += s;
+    opts.onText?.(row, s);
+  };
+  const results = await generateIds(lm, prompts, {
+    ...opts,
+    eosIds,
+    onToken: (row, id) => {
+      const ev = streams[row]!.push(id);
+      emit(row, ev.text);
+      const vetoed = opts.onToken?.(row, id) === true;
+      return (ev.stopped && ev.reason === 'stop') || vetoed;
+    },
+  });
+  return results.map((r, row) => {
+    if (r.finishReason === 'length' || r.finishReason === 'aborted') emit(row, streams[row]!.finish());
+    return { ...r, text: texts[row]! };
+  });
+}
