@@ -3,6 +3,8 @@ import { applyOverrides } from '../config/load.ts';
 import { LoomError } from '../core/errors.ts';
 import { PRESETS, parameterCount, presetConfig, presetNames } from '../models/config.ts';
 import { createModelFolder, type ModelInfo, modelInfo, type SaveDType } from '../models/folder.ts';
+import { TINY_VOCAB_SIZE } from '../tokenizer/tiny.ts';
+import { LoomTokenizer } from '../tokenizer/tokenizer.ts';
 
 /**
  * `loom model …`: new, info, presets. Other model verbs (score) attach themselves to the command this returns:
@@ -16,45 +18,57 @@ export function registerModel(program: Command): Command {
 
   model
     .command('new <dir>')
-    .description('create a randomly initialised model folder of a preset shape (with the tiny shipped tokenizer)')
+    .description(
+      'create a randomly initialised model folder of a preset shape (shipped tiny tokenizer, or --tokenizer)',
+    )
     .option('-p, --preset <name>', `shape preset (${presetNames().join(', ')})`, 'tiny')
     .option('-s, --seed <n>', 'random seed', '0')
     .option('--dtype <dtype>', 'stored dtype: float32, float16, bfloat16', 'float32')
     .option('--set <key=value...>', 'override config.json keys, e.g. --set num_hidden_layers=4')
+    .option('--tokenizer <dir>', "copy this model folder's tokenizer instead of the shipped 512-id tiny one")
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
-      '\nExample:\n  $ loom model new models/tiny --preset tiny --seed 1\n  $ loom model new models/deeper --preset tiny --set num_hidden_layers=4',
+      '\nExample:\n  $ loom model new models/tiny --preset tiny --seed 1\n  $ loom model new models/deeper --preset tiny --set num_hidden_layers=4\n  $ loom model new models/qwen3-random --preset qwen3-0.6b --tokenizer models/Qwen--Qwen3-0.6B',
     )
-    .action((dir: string, opts: { preset: string; seed: string; dtype: string; set?: string[]; json?: boolean }) => {
-      if (!['float32', 'float16', 'bfloat16'].includes(opts.dtype)) {
-        throw new LoomError('CONFIG_INVALID', `--dtype must be float32, float16 or bfloat16, not ${opts.dtype}`, {
-          field: 'dtype',
+    .action(
+      (
+        dir: string,
+        opts: { preset: string; seed: string; dtype: string; set?: string[]; tokenizer?: string; json?: boolean },
+      ) => {
+        if (!['float32', 'float16', 'bfloat16'].includes(opts.dtype)) {
+          throw new LoomError('CONFIG_INVALID', `--dtype must be float32, float16 or bfloat16, not ${opts.dtype}`, {
+            field: 'dtype',
+          });
+        }
+        const seed = Number(opts.seed);
+        if (!Number.isInteger(seed))
+          throw new LoomError('CONFIG_INVALID', `--seed must be an integer`, { field: 'seed' });
+        const overrides = opts.set ? applyOverrides({}, opts.set) : {};
+        const config = presetConfig(opts.preset, overrides);
+        const tokVocab = opts.tokenizer ? LoomTokenizer.fromFolder(opts.tokenizer).vocabSize : TINY_VOCAB_SIZE;
+        if (config.vocabSize < tokVocab) {
+          throw new LoomError(
+            'CONFIG_INVALID',
+            `vocab_size ${config.vocabSize} is smaller than the tokenizer's ${tokVocab} ids (${opts.tokenizer ?? 'shipped tiny tokenizer'})`,
+            { field: 'vocab_size', hint: `use --set vocab_size=${tokVocab} (or more)` },
+          );
+        }
+        const r = createModelFolder(dir, {
+          config,
+          seed,
+          dtype: opts.dtype as SaveDType,
+          tokenizerFrom: opts.tokenizer,
         });
-      }
-      const seed = Number(opts.seed);
-      if (!Number.isInteger(seed))
-        throw new LoomError('CONFIG_INVALID', `--seed must be an integer`, { field: 'seed' });
-      const overrides = opts.set ? applyOverrides({}, opts.set) : {};
-      const config = presetConfig(opts.preset, overrides);
-      if (config.vocabSize < 512) {
-        throw new LoomError(
-          'CONFIG_INVALID',
-          `vocab_size ${config.vocabSize} is smaller than the shipped tokenizer (512)`,
-          {
-            field: 'vocab_size',
-          },
-        );
-      }
-      const r = createModelFolder(dir, { config, seed, dtype: opts.dtype as SaveDType });
-      const n = parameterCount(r.config).total;
-      if (opts.json)
-        process.stdout.write(`${JSON.stringify({ dir, preset: opts.preset, parameters: n, files: r.files })}\n`);
-      else
-        process.stdout.write(
-          `created ${dir}: ${opts.preset} (${r.config.architecture}), ${formatCount(n)} parameters\n  ${r.files.join(', ')}\n`,
-        );
-    });
+        const n = parameterCount(r.config).total;
+        if (opts.json)
+          process.stdout.write(`${JSON.stringify({ dir, preset: opts.preset, parameters: n, files: r.files })}\n`);
+        else
+          process.stdout.write(
+            `created ${dir}: ${opts.preset} (${r.config.architecture}), ${formatCount(n)} parameters\n  ${r.files.join(', ')}\n`,
+          );
+      },
+    );
 
   model
     .command('info <dir>')

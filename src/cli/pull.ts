@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { LoomError } from '../core/errors.ts';
 import { DEFAULT_INCLUDE, pullModel } from '../models/pull.ts';
 
 export function registerPull(program: Command): void {
@@ -29,6 +30,12 @@ export function registerPull(program: Command): void {
           json?: boolean;
         },
       ) => {
+        const retries = Number(opts.retries);
+        if (!Number.isInteger(retries) || retries < 0) {
+          throw new LoomError('CONFIG_INVALID', `--retries must be a whole number >= 0, not '${opts.retries}'`, {
+            field: 'retries',
+          });
+        }
         const r = await pullModel({
           repo,
           revision: opts.revision,
@@ -36,7 +43,7 @@ export function registerPull(program: Command): void {
           endpoint: opts.endpoint,
           token: opts.token,
           include: opts.include,
-          retries: Number(opts.retries),
+          retries,
         });
         if (opts.json) {
           process.stdout.write(`${JSON.stringify(r)}\n`);

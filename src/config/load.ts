@@ -63,10 +63,13 @@ export function validateConfig<S extends z.ZodType>(
   const r = schema.safeParse(value);
   if (!r.success) {
     const first = r.error.issues[0];
+    // An unknown key is best pointed at by its own line, not its parent's.
+    const path =
+      first && first.code === 'unrecognized_keys' && first.keys.length ? [...first.path, first.keys[0]!] : first?.path;
     throw new LoomError('CONFIG_INVALID', `invalid config: ${describeIssues(r.error.issues)}`, {
       file: source,
-      line: first && lineOf ? lineOf(first.path) : undefined,
-      field: first?.path.join('.'),
+      line: path && lineOf ? lineOf(path) : undefined,
+      field: path?.join('.'),
       hint: 'fix the named key (see docs for the allowed keys) or override it with key=value',
     });
   }
