@@ -9,6 +9,9 @@ interface ChatOptions {
   maxNewTokens: string;
   temperature?: string;
   topP?: string;
+  topK?: string;
+  minP?: string;
+  repetitionPenalty?: string;
   seed?: string;
   template?: string;
   threads?: string;
@@ -31,9 +34,15 @@ export function registerChat(program: Command): void {
     .option('--system <text>', 'system message')
     .option('--max-new-tokens <n>', 'longest reply in tokens', '256')
     .option('--temperature <t>', 'sampling temperature (0 = greedy; default from generation_config.json)')
-    .option('--top-p <p>', 'nucleus sampling')
+    .option('--top-p <p>', 'nucleus sampling: keep the most probable tokens up to mass p')
+    .option('--top-k <k>', 'keep only the k most probable tokens')
+    .option('--min-p <p>', 'drop tokens less probable than p x the most probable one')
+    .option('--repetition-penalty <r>', 'penalise tokens already in the conversation (1 = off)')
     .option('--seed <n>', 'sampling seed (same seed, same replies)')
-    .option('--template <name>', "chat template: auto (the model's own), chatml, llama3, llama2, mistral")
+    .option(
+      '--template <name>',
+      "chat template: auto (the model's own, else one its vocabulary suits), chatml, llama3, llama2, mistral",
+    )
     .option('--threads <n>', 'ONNX Runtime threads')
     .addHelpText(
       'after',
@@ -44,6 +53,9 @@ export function registerChat(program: Command): void {
         maxNewTokens: num(opts.maxNewTokens, 'max-new-tokens', (n) => Number.isInteger(n) && n > 0),
         temperature: num(opts.temperature, 'temperature', (n) => n >= 0),
         topP: num(opts.topP, 'top-p', (n) => n > 0 && n <= 1),
+        topK: num(opts.topK, 'top-k', (n) => Number.isInteger(n) && n >= 0),
+        minP: num(opts.minP, 'min-p', (n) => n >= 0 && n <= 1),
+        repetitionPenalty: num(opts.repetitionPenalty, 'repetition-penalty', (n) => n > 0),
         seed: num(opts.seed, 'seed', Number.isInteger),
       };
       const threads = num(opts.threads, 'threads', (n) => Number.isInteger(n) && n > 0);

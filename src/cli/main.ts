@@ -20,6 +20,12 @@ Example:
 
 registerCommands(program);
 
+// `loom … | head` closes the pipe early: that is the reader's choice, not a crash.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

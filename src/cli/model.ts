@@ -65,7 +65,8 @@ export function registerModel(program: Command): Command {
           process.stdout.write(`${JSON.stringify({ dir, preset: opts.preset, parameters: n, files: r.files })}\n`);
         else
           process.stdout.write(
-            `created ${dir}: ${opts.preset} (${r.config.architecture}), ${formatCount(n)} parameters\n  ${r.files.join(', ')}\n`,
+            `created ${dir}: ${opts.preset} (${r.config.architecture}), ${formatCount(n)} parameters\n  ${r.files.join(', ')}\n` +
+              `  the weights are random: \`loom chat ${dir}\` runs but replies are noise until the model is trained\n`,
           );
       },
     );
@@ -118,7 +119,7 @@ function formatInfo(i: ModelInfo): string {
   const lines = [
     `${i.dir}: ${i.hfClass} (${i.architecture})`,
     `  shape       vocab ${s.vocabSize}, hidden ${s.hiddenSize}, intermediate ${s.intermediateSize}, layers ${s.numLayers}, heads ${s.numHeads} (kv ${s.numKvHeads}), head_dim ${s.headDim}, context ${s.maxPositionEmbeddings}`,
-    `  features    qkv bias ${f.qkvBias ? 'yes' : 'no'}, q/k norm ${f.qkNorm ? 'yes' : 'no'}, tied embeddings ${f.tiedEmbeddings ? 'yes' : 'no'}, rope theta ${i.ropeTheta}${f.ropeScaling ? `, rope scaling ${f.ropeScaling}` : ''}${f.slidingWindow ? `, sliding window ${f.slidingWindow}` : ''}`,
+    `  features    qkv bias ${f.qkvBias ? 'yes' : 'no'}, q/k norm ${f.qkNorm ? 'yes' : 'no'}, tied embeddings ${f.tiedEmbeddings ? 'yes' : 'no'}, rope theta ${i.ropeTheta}${f.ropeScaling ? `, rope scaling ${f.ropeScaling}` : ''}${f.slidingWindow ? `, sliding window ${f.slidingWindow}${i.architecture === 'mistral' ? '' : ' (not applied by Loom)'}` : ''}`,
     `  parameters  ${formatCount(i.parameters.total)} total (${i.parameters.total}), embedding ${formatCount(i.parameters.embedding)}, non-embedding ${formatCount(i.parameters.nonEmbedding)}, per layer ${formatCount(i.parameters.perLayer)}`,
     `  stored      ${Object.entries(i.storage.dtypes)
       .map(([d, n]) => `${d} x${n}`)

@@ -138,6 +138,7 @@ export class CausalLM {
     if (mask.length !== B || mask.some((r) => r.length !== S)) {
       throw new LoomError('RUNTIME', `step: attention mask must be [${B}, ${S}] (past ${cache.pastLength} + ${T} new)`);
     }
+    checkIds(ids, this.config.vocabSize);
     const flatMask = mask.flat();
     const session = await this.decoderSession();
     // The cache's buffers move to the runtime instead of being copied: the cache passed in is consumed.
@@ -168,6 +169,7 @@ export class CausalLM {
   async forward(ids: readonly (readonly number[])[], mask?: readonly (readonly number[])[]): Promise<Float32Array> {
     const B = ids.length;
     const T = ids[0]?.length ?? 0;
+    checkIds(ids, this.config.vocabSize);
     const flatMask = mask ? mask.flat() : new Array<number>(B * T).fill(1);
     const session = await this.fullSession();
     const out = await session.run(
@@ -190,6 +192,24 @@ export class CausalLM {
       if (s) await (await s.catch(() => undefined))?.release();
     }
     if (this.ownsEngine) await this.engine.close();
+  }
+}
+
+/** Token ids outside the embedding would fail deep inside ORT's Gather; say what is wrong instead. */
+function checkIds(ids: readonly (readonly number[])[], vocabSize: number): void {
+  for (const row of ids) {
+    for (const id of row) {
+      if (!(Number.isInteger(id) && id >= 0 && id < vocabSize)) {
+        throw new LoomError(
+          'INPUT_MALFORMED',
+          `token id ${id} is outside the model's vocabulary (0..${vocabSize - 1})`,
+          {
+            field: 'vocab_size',
+            hint: "the tokenizer does not match the model: check tokenizer.json against config.json's vocab_size",
+          },
+        );
+      }
+    }
   }
 }
 

@@ -9,8 +9,8 @@
  *   model.chatBatch(conversations, settings?)                   -> ChatResult[] (one left-padded batch)
  *   model.logLikelihood(prompt, continuations)                  -> number[]
  *   model.close()
- * Settings fall back to generation_config.json (do_sample false or absent -> greedy), then to greedy with
- * max_new_tokens 256. The chat template is the model's own unless `template` names a built-in one.
+ * Settings fall back to generation_config.json (settingsFromGenerationConfig: do_sample false or absent -> greedy),
+ * then to greedy with max_new_tokens 256. The chat template is the model's own unless `template` names a built-in one.
  */
 
 import type { ChatModel, ChatResult, GenerationSettings, Message } from '../core/types.ts';
@@ -20,6 +20,7 @@ import { applyChatTemplate } from '../tokenizer/chat.ts';
 import { LoomTokenizer } from '../tokenizer/tokenizer.ts';
 import { CausalLM } from './causal-lm.ts';
 import { DEFAULT_MAX_NEW_TOKENS, generateText, type TextResult } from './generate.ts';
+import { settingsFromGenerationConfig } from './sampling.ts';
 import { continuationLogLikelihoods } from './score.ts';
 
 export interface LocalChatModelOptions {
@@ -28,18 +29,6 @@ export interface LocalChatModelOptions {
   /** 'auto' (model's own, else chatml), a built-in name, or jinja source. */
   template?: string;
   id?: string;
-}
-
-function defaultsFrom(gen: Record<string, unknown>): GenerationSettings {
-  const num = (k: string): number | undefined => (typeof gen[k] === 'number' ? (gen[k] as number) : undefined);
-  const sample = gen.do_sample === true;
-  return {
-    temperature: sample ? (num('temperature') ?? 1) : 0,
-    topK: sample ? num('top_k') : undefined,
-    topP: sample ? num('top_p') : undefined,
-    repetitionPenalty: num('repetition_penalty'),
-    maxNewTokens: num('max_new_tokens'),
-  };
 }
 
 export class LocalChatModel implements ChatModel {
@@ -53,7 +42,7 @@ export class LocalChatModel implements ChatModel {
 
   static async fromFolder(dir: string, opts: LocalChatModelOptions = {}): Promise<LocalChatModel> {
     const folder = openModelFolder(dir);
-    const defaults = defaultsFrom(folder.generationConfig);
+    const defaults: GenerationSettings = settingsFromGenerationConfig(folder.generationConfig);
     folder.close();
     const tokenizer = LoomTokenizer.fromFolder(dir);
     const lm = await CausalLM.fromFolder(dir, { engine: opts.engine, threads: opts.threads });

@@ -133,6 +133,12 @@ export async function generateText(
   prompts: readonly (readonly number[])[],
   opts: GenerateTextOptions = {},
 ): Promise<TextResult[]> {
+  if (!tok.hasByteTokens) {
+    throw new LoomError('TOKENIZER', 'streaming text needs a byte-level BPE or sentencepiece vocabulary', {
+      file: tok.source,
+      hint: 'Llama-family tokenizers are one of these; this tokenizer.json has neither a ByteLevel nor a Metaspace/ByteFallback decoder',
+    });
+  }
   // Default EOS: the tokenizer's (eos, <|im_end|>, <|eot_id|>, generation_config) and config.json's.
   const eosIds = opts.eosIds ?? [...new Set([...tok.eosIds, ...lm.config.eosTokenId])];
   const streams = prompts.map(() => new TextStream(tok, { stop: opts.stop, eosIds }));

@@ -10,7 +10,7 @@
  *   probabilities(logits, settings)   -> Float64Array  the distribution sampled from (after temperature, top-k,
  *                                      top-p, min-p; zeros for removed tokens)
  *   Pieces, exported for tests and other callers: applyRepetitionPenalty, applyPresenceFrequency, softmax,
- *   topKFilter, topPFilter, minPFilter, argmax, SeededRandom.
+ *   topKFilter, topPFilter, minPFilter, argmax. Random draws come from core/rng.ts (mulberry32).
  *
  * Order follows transformers' generate(): penalties on raw logits, then temperature, top-k, top-p, min-p.
  * Repetition penalty (HF/CTRL style) looks at prompt + generated ids: positive logits are divided by the penalty,
@@ -18,6 +18,7 @@
  * logit -= frequency * count + presence * (count > 0).
  */
 import { LoomError } from '../core/errors.ts';
+import { Rng } from '../core/rng.ts';
 
 export interface SamplingSettings {
   /** 0 (or below) picks the argmax; default 1. */
@@ -34,21 +35,6 @@ export interface SamplingSettings {
 export interface TokenHistory {
   prompt?: readonly number[];
   generated?: readonly number[];
-}
-
-/** mulberry32: tiny, fast and identical everywhere, so a seed reproduces a generation on any machine. */
-export class SeededRandom {
-  private state: number;
-  constructor(seed = 0) {
-    this.state = seed >>> 0;
-  }
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
 }
 
 export function validateSettings(s: SamplingSettings): void {
@@ -252,12 +238,12 @@ export function drawFrom(p: Float64Array, u: number): number {
 
 export class Sampler {
   readonly settings: SamplingSettings;
-  private readonly rng: SeededRandom;
+  private readonly rng: Rng;
 
   constructor(settings: SamplingSettings = {}) {
     validateSettings(settings);
     this.settings = settings;
-    this.rng = new SeededRandom(settings.seed ?? 0);
+    this.rng = new Rng(settings.seed ?? 0);
   }
 
   get greedy(): boolean {
@@ -273,17 +259,26 @@ export class Sampler {
 }
 
 /**
- * A model's recommended defaults from generation_config.json (do_sample false means greedy). Callers spread their
- * own settings over the result: `{ ...settingsFromGenerationConfig(gen), ...userSettings }`.
+ * A model's recommended defaults from generation_config.json, with transformers' meaning: sampling only when
+ * `do_sample` is true (absent means greedy), then `temperature` (default 1), `top_k` (default 50, as in
+ * transformers), `top_p`, `min_p`; `repetition_penalty` and `max_new_tokens` apply either way. Callers spread
+ * their own settings over the result: `{ ...settingsFromGenerationConfig(gen), ...userSettings }`.
  */
-export function settingsFromGenerationConfig(gen: Record<string, unknown>): SamplingSettings {
+export function settingsFromGenerationConfig(
+  gen: Record<string, unknown>,
+): SamplingSettings & { maxNewTokens?: number } {
   const num = (k: string): number | undefined => (typeof gen[k] === 'number' ? (gen[k] as number) : undefined);
-  const out: SamplingSettings = {};
-  if (gen.do_sample === false) out.temperature = 0;
-  else if (num('temperature') !== undefined) out.temperature = num('temperature');
-  if (num('top_k') !== undefined) out.topK = num('top_k');
-  if (num('top_p') !== undefined) out.topP = num('top_p');
-  if (num('min_p') !== undefined) out.minP = num('min_p');
-  if (num('repetition_penalty') !== undefined) out.repetitionPenalty = num('repetition_penalty');
+  const out: SamplingSettings & { maxNewTokens?: number } = {};
+  const set = <K extends keyof typeof out>(k: K, v: (typeof out)[K] | undefined): void => {
+    if (v !== undefined) out[k] = v;
+  };
+  if (gen.do_sample === true) {
+    set('temperature', num('temperature') ?? 1);
+    set('topK', num('top_k') ?? 50);
+    set('topP', num('top_p'));
+    set('minP', num('min_p'));
+  } else out.temperature = 0;
+  set('repetitionPenalty', num('repetition_penalty'));
+  set('maxNewTokens', num('max_new_tokens'));
   return out;
 }

@@ -5,7 +5,8 @@
  * API:
  *   logSoftmaxRow(logits, offset, V, id)           -> log p(id) from one row of logits (float64 log-sum-exp)
  *   scoreIds(lm, ids)                              -> { logprobs (null for the first token), perplexity, ... }
- *   scoreText(lm, tok, text, { addSpecialTokens }) -> TextScore with token strings
+ *   scoreText(lm, tok, text, { addSpecialTokens }) -> TextScore with token strings (bytes of partial characters
+ *                                                     as <0xNN>)
  *   continuationLogLikelihoods(lm, contextIds, continuationIds[]) -> number[] (sum of log p of each continuation)
  */
 import { LoomError } from '../core/errors.ts';
@@ -55,6 +56,22 @@ export async function scoreIds(lm: CausalLM, ids: readonly number[]): Promise<{ 
   return { logprobs };
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * What one token stands for, for display: its text, or `<0xE4><0xBD>` for a token that holds only part of a
+ * multi-byte character (decoding it alone would print U+FFFD and hide which bytes it is).
+ */
+async function tokenText(tok: LoomTokenizer, id: number): Promise<string> {
+  if (!tok.hasByteTokens) return tok.decode([id]);
+  const bytes = tok.tokenBytes(id);
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return [...bytes].map((b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`).join('');
+  }
+}
+
 export async function scoreText(
   lm: CausalLM,
   tok: LoomTokenizer,
@@ -71,7 +88,7 @@ export async function scoreText(
   const tokens: TokenScore[] = [];
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i] as number;
-    tokens.push({ id, token: await tok.decode([id]), logprob: logprobs[i] ?? null });
+    tokens.push({ id, token: await tokenText(tok, id), logprob: logprobs[i] ?? null });
   }
   const scored = logprobs.filter((x): x is number => x !== null);
   const sumLogprob = scored.reduce((a, b) => a + b, 0);

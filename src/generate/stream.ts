@@ -11,8 +11,8 @@
  *     .finish() -> string     held-back text once generation ends for another reason (max tokens)
  *
  * Each token contributes its exact bytes (LoomTokenizer.tokenBytes); a streaming UTF-8 decoder keeps an
- * incomplete character's bytes until the token that completes it arrives. For vocabularies without byte tokens
- * the decoder falls back to decoding the whole sequence and emitting the stable new suffix.
+ * incomplete character's bytes until the token that completes it arrives. This needs a byte-level BPE or a
+ * sentencepiece (byte fallback) vocabulary, which every Llama-family model has (tok.hasByteTokens).
  */
 import type { LoomTokenizer } from '../tokenizer/tokenizer.ts';
 import { StopStrings } from './stop.ts';
@@ -99,32 +99,5 @@ export class TextStream {
     this.finished = true;
     const r = this.stops.push(this.dec.flush());
     return r.text + (r.stopped ? '' : this.stops.flush());
-  }
-}
-
-/**
- * For tokenizers without exact byte tokens: re-decodes the ids so far and emits the new suffix once it no
- * longer ends in U+FFFD (an incomplete character).
- */
-export class DecodeStream {
-  private readonly tok: Pick<LoomTokenizer, 'decode'>;
-  private readonly ids: number[] = [];
-  private emitted = '';
-  constructor(tok: Pick<LoomTokenizer, 'decode'>) {
-    this.tok = tok;
-  }
-  async push(id: number): Promise<string> {
-    this.ids.push(id);
-    const text = await this.tok.decode(this.ids, { skipSpecialTokens: true });
-    if (text.endsWith('\uFFFD') || !text.startsWith(this.emitted)) return '';
-    const out = text.slice(this.emitted.length);
-    this.emitted = text;
-    return out;
-  }
-  async flush(): Promise<string> {
-    const text = await this.tok.decode(this.ids, { skipSpecialTokens: true });
-    const out = text.startsWith(this.emitted) ? text.slice(this.emitted.length) : '';
-    this.emitted = text;
-    return out;
   }
 }

@@ -9,9 +9,9 @@
  *   parameterShapes(cfg)            -> ParamSpec[]      (HF names and shapes in HF order, e.g. model.layers.0.self_attn.q_proj.weight)
  *   parameterCount(cfg)             -> { total, embedding, perLayer, nonEmbedding }
  *   memoryEstimate(cfg, opts)       -> bytes for weights (+ KV cache for a context length)
- *   ropeInvFreq(cfg)                -> Float64Array [headDim/2] (HF default rope, 'linear' and 'llama3' scaling)
- *   ropeInvFreqF32(cfg)             -> Float32Array, the same computed in float32 step by step as transformers does
- *   ropeCosSin(cfg, positions)      -> { cos, sin } Float32Array [T, headDim] in HF rotate_half layout (cat(freqs, freqs))
+ *   ropeInvFreq(cfg)                -> Float32Array [headDim/2], in float32 step by step as transformers computes it
+ *                                      (default, 'linear' and 'llama3' scaling)
+ *   ropeCosSin(cfg, positions | n)  -> { cos, sin } Float32Array [T, headDim] in HF rotate_half layout (cat(freqs, freqs))
  *
  * Field names are camelCase; `hf` keeps the original JSON so that saving a loaded model loses nothing.
  */
@@ -48,13 +48,16 @@ export interface LlamaConfig {
   ropeScaling: RopeScaling | null;
   /** Bias on q/k/v projections (Qwen2/2.5 always; Llama when attention_bias). */
   qkvBias: boolean;
-  /** Bias on o_proj (Llama `attention_bias` applies to o_proj too; Qwen2 never). */
+  /** Bias on o_proj (Llama's and Qwen3's `attention_bias` apply to o_proj too; Qwen2 never). */
   oBias: boolean;
   /** Bias on gate/up/down (Llama `mlp_bias`). */
   mlpBias: boolean;
   /** Qwen3: RMSNorm over head_dim on q and k (weights [headDim]) before rope. */
   qkNorm: boolean;
-  /** Mistral/Qwen2 sliding-window attention width, null when disabled. Noted, not yet applied by the graph. */
+  /**
+   * Sliding-window attention width, null when disabled. The graph (llama.ts) applies it for Mistral; Qwen2/Qwen3's
+   * per-layer window (use_sliding_window + max_window_layers) is parsed but not applied.
+   */
   slidingWindow: number | null;
   tieWordEmbeddings: boolean;
   hiddenAct: 'silu';
@@ -234,7 +237,7 @@ export function parseHfConfig(json: unknown, file?: string): LlamaConfig {
     ropeTheta: raw.rope_theta ?? 10000,
     ropeScaling: parseRopeScaling(raw.rope_scaling, maxPos, file),
     qkvBias: arch === 'qwen2' ? true : attentionBias,
-    oBias: arch === 'llama' ? attentionBias : false,
+    oBias: arch === 'llama' || arch === 'qwen3' ? attentionBias : false,
     mlpBias: arch === 'llama' ? (raw.mlp_bias ?? false) : false,
     qkNorm: arch === 'qwen3',
     slidingWindow,
@@ -622,67 +625,52 @@ export function memoryEstimate(
 }
 
 /**
- * Rope inverse frequencies as HF computes them: 1 / theta^(2i/d); 'linear' divides by factor;
- * 'llama3' divides low frequencies by factor, keeps high ones, and blends the band in between.
+ * Rope inverse frequencies exactly as transformers computes them in float32 (every operation rounded to float32):
+ * 1 / theta^(2i/d); 'linear' divides by factor; 'llama3' divides low frequencies by factor, keeps high ones and
+ * blends the band in between. Tables built from these match PyTorch's to the last bit or so even at long
+ * positions where angles reach 1e4 radians (a float64 table would drift from HF, and from how the weights were
+ * trained, by up to ~1e-3 there).
  */
-export function ropeInvFreq(cfg: Pick<LlamaConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>): Float64Array {
-  const d = cfg.headDim;
-  const inv = new Float64Array(d / 2);
-  for (let i = 0; i < d / 2; i++) inv[i] = 1 / cfg.ropeTheta ** ((2 * i) / d);
-  const rs = cfg.ropeScaling;
-  if (!rs) return inv;
-  if (rs.type === 'linear') return inv.map((f) => f / rs.factor);
-  const lowWavelen = rs.originalMaxPositionEmbeddings / rs.lowFreqFactor;
-  const highWavelen = rs.originalMaxPositionEmbeddings / rs.highFreqFactor;
-  return inv.map((f) => {
-    const wavelen = (2 * Math.PI) / f;
-    if (wavelen < highWavelen) return f;
-    if (wavelen > lowWavelen) return f / rs.factor;
-    const smooth =
-      (rs.originalMaxPositionEmbeddings / wavelen - rs.lowFreqFactor) / (rs.highFreqFactor - rs.lowFreqFactor);
-    return (1 - smooth) * (f / rs.factor) + smooth * f;
-  });
-}
-
-/**
- * inv_freq exactly as transformers computes it in float32 (every operation rounded to float32), so tables built
- * from it match PyTorch's to the last bit or so even at long positions where angles reach 1e4 radians.
- */
-export function ropeInvFreqF32(cfg: Pick<LlamaConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>): Float32Array {
+export function ropeInvFreq(cfg: Pick<LlamaConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>): Float32Array {
   const f = Math.fround;
   const d = cfg.headDim;
-  const inv = new Float32Array(d / 2);
-  for (let i = 0; i < d / 2; i++) inv[i] = f(1 / f(cfg.ropeTheta ** f((2 * i) / d)));
+  const half = d / 2;
+  const inv = new Float32Array(half);
+  for (let i = 0; i < half; i++) inv[i] = f(1 / f(f(cfg.ropeTheta) ** f((2 * i) / d)));
   const rs = cfg.ropeScaling;
-  if (!rs) return inv;
-  if (rs.type === 'linear') return inv.map((x) => f(x / rs.factor));
-  const old = rs.originalMaxPositionEmbeddings;
-  const lowWavelen = old / rs.lowFreqFactor;
-  const highWavelen = old / rs.highFreqFactor;
-  return inv.map((x) => {
-    const wavelen = f((2 * Math.PI) / x);
-    const scaled = wavelen > lowWavelen ? f(x / rs.factor) : x;
-    if (wavelen < highWavelen || wavelen > lowWavelen) return scaled;
-    const smooth = f(f(f(old / wavelen) - rs.lowFreqFactor) / (rs.highFreqFactor - rs.lowFreqFactor));
-    return f(f(f(f(1 - smooth) * scaled) / rs.factor) + f(smooth * scaled));
-  });
+  if (rs?.type === 'linear') for (let i = 0; i < half; i++) inv[i] = f((inv[i] as number) / f(rs.factor));
+  if (rs?.type === 'llama3') {
+    const old = f(rs.originalMaxPositionEmbeddings);
+    const lowWl = rs.originalMaxPositionEmbeddings / rs.lowFreqFactor;
+    const highWl = rs.originalMaxPositionEmbeddings / rs.highFreqFactor;
+    for (let i = 0; i < half; i++) {
+      const x = inv[i] as number;
+      const wl = f(f(2 * Math.PI) / x);
+      const scaled = wl > lowWl ? f(x / f(rs.factor)) : x;
+      const smooth = f(f(f(old / wl) - f(rs.lowFreqFactor)) / f(rs.highFreqFactor - rs.lowFreqFactor));
+      const smoothed = f(f(f(f(1 - smooth) * scaled) / f(rs.factor)) + f(smooth * scaled));
+      inv[i] = !(wl < highWl) && !(wl > lowWl) ? smoothed : scaled;
+    }
+  }
+  return inv;
 }
 
 /**
- * cos/sin tables for positions, [T, headDim] row-major, each row = cat(freqs, freqs) as HF's rotate_half expects.
- * Like HF, inv_freq and the angle position*inv_freq are float32 values, so tables agree with PyTorch's.
+ * cos/sin tables [T, headDim] row-major, each row = cat(freqs, freqs) as HF's rotate_half expects, for the given
+ * positions or (a number n) for positions 0..n-1. As in HF the angle position * inv_freq is a float32 value.
  */
 export function ropeCosSin(
   cfg: Pick<LlamaConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>,
-  positions: ArrayLike<number>,
+  positions: ArrayLike<number> | number,
 ): { cos: Float32Array; sin: Float32Array } {
-  const inv = ropeInvFreqF32(cfg);
+  const inv = ropeInvFreq(cfg);
   const d = cfg.headDim;
   const half = d / 2;
-  const cos = new Float32Array(positions.length * d);
-  const sin = new Float32Array(positions.length * d);
-  for (let t = 0; t < positions.length; t++) {
-    const pos = positions[t] as number;
+  const n = typeof positions === 'number' ? positions : positions.length;
+  const cos = new Float32Array(n * d);
+  const sin = new Float32Array(n * d);
+  for (let t = 0; t < n; t++) {
+    const pos = typeof positions === 'number' ? t : (positions[t] as number);
     for (let i = 0; i < half; i++) {
       const a = Math.fround(pos * (inv[i] as number));
       const c = Math.cos(a);

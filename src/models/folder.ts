@@ -11,14 +11,14 @@
  *                                        for linear/embedding, zeros for biases, ones for norms), seeded
  *   newModelLazy(config, seed?)        -> the same values as lazy tensors for saveModelFolder (bounded memory)
  *   saveModelFolder(dir, { config, weights, dtype?, maxShardBytes?, tokenizerFiles?, generationConfig? })
- *   createModelFolder(dir, { preset | config, seed?, dtype?, overrides? })  `loom model new`
+ *   createModelFolder(dir, { preset | config, seed?, dtype?, overrides?, tokenizerFrom? })  `loom model new`
  *   modelInfo(dir)                     -> ModelInfo (what `loom model info` prints)
- *   Rng (mulberry32 + Box-Muller): seeded normals, reproducible across platforms
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.ts';
 import { LoomError } from '../core/errors.ts';
+import { Rng } from '../core/rng.ts';
 import { tinyTokenizerFiles } from '../tokenizer/tiny.ts';
 import {
   type LlamaConfig,
@@ -139,36 +139,6 @@ export function loadWeights(
   }
 }
 
-/** mulberry32 uniforms and Box-Muller normals: small, fast, identical on every platform. */
-export class Rng {
-  private state: number;
-  private spare: number | undefined;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  /** Uniform in [0, 1). */
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  normal(): number {
-    if (this.spare !== undefined) {
-      const s = this.spare;
-      this.spare = undefined;
-      return s;
-    }
-    let u = this.next();
-    while (u === 0) u = this.next();
-    const v = this.next();
-    const r = Math.sqrt(-2 * Math.log(u));
-    this.spare = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
-  }
-}
-
 /** One parameter's initial values (HF `_init_weights`); one PRNG stream per tensor index. */
 function initTensor(config: LlamaConfig, spec: ParamSpec, idx: number, seed: number): Float32Array {
   const n = spec.shape.reduce((a, b) => a * b, 1);
@@ -271,20 +241,30 @@ export interface CreateOptions {
   overrides?: Record<string, unknown>;
   seed?: number;
   dtype?: SaveDType;
+  /** Copy tokenizer.json / tokenizer_config.json / special_tokens_map.json / generation_config.json from this
+   * folder instead of shipping the tiny tokenizer. */
+  tokenizerFrom?: string;
 }
 
-/** `loom model new`: random weights + config + the shipped tiny tokenizer. */
+/** `loom model new`: random weights + config + the shipped tiny tokenizer (or another folder's tokenizer). */
 export function createModelFolder(dir: string, opts: CreateOptions): { config: LlamaConfig; files: string[] } {
   if (existsSync(dir) && readdirSync(dir).length > 0) {
     throw new LoomError('OUTPUT_WRITE', `${dir} exists and is not empty`, { file: dir, hint: 'choose a new folder' });
   }
   const config = opts.config ?? presetConfig(opts.preset ?? 'tiny', opts.overrides);
-  const tok = tinyTokenizerFiles();
+  if (opts.tokenizerFrom && !existsSync(join(opts.tokenizerFrom, 'tokenizer.json'))) {
+    throw new LoomError('TOKENIZER', `no tokenizer.json in ${opts.tokenizerFrom}`, {
+      file: opts.tokenizerFrom,
+      field: 'tokenizer',
+      hint: 'name a model folder that has tokenizer.json (e.g. one fetched with `loom pull`)',
+    });
+  }
   const files = saveModelFolder(dir, {
     config,
     weights: newModelLazy(config, opts.seed ?? 0),
     dtype: opts.dtype,
-    tokenizerFiles: tok,
+    tokenizerFiles: opts.tokenizerFrom ? undefined : tinyTokenizerFiles(),
+    tokenizerFrom: opts.tokenizerFrom,
   });
   return { config, files };
 }
@@ -293,16 +273,17 @@ export interface ModelInfo {
   dir: string;
   architecture: string;
   hfClass: string;
-  shape: {
-    vocabSize: number;
-    hiddenSize: number;
-    intermediateSize: number;
-    numLayers: number;
-    numHeads: number;
-    numKvHeads: number;
-    headDim: number;
-    maxPositionEmbeddings: number;
-  };
+  shape: Pick<
+    LlamaConfig,
+    | 'vocabSize'
+    | 'hiddenSize'
+    | 'intermediateSize'
+    | 'numLayers'
+    | 'numHeads'
+    | 'numKvHeads'
+    | 'headDim'
+    | 'maxPositionEmbeddings'
+  >;
   features: {
     qkvBias: boolean;
     qkNorm: boolean;

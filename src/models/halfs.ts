@@ -2,30 +2,18 @@
  * float16 / bfloat16 <-> float32 conversion on bit patterns (Uint16Array holds the 16-bit words).
  * float32 -> 16-bit rounds to nearest, ties to even, as PyTorch's `.half()` / `.bfloat16()` do.
  */
+import { fromHalf, toHalf } from '../engine/index.ts';
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
 let f16Table: Float32Array | undefined;
 
-function f16BitsToNumber(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 0x1f) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
-
-/** One 16-bit float16 word to a number. */
-export function f16ToNumber(h: number): number {
-  return f16Bits()[h & 0xffff] as number;
-}
-
+/** Every float16 bit pattern decoded once (engine's fromHalf), so converting a tensor is one lookup a value. */
 function f16Bits(): Float32Array {
   if (!f16Table) {
     f16Table = new Float32Array(65536);
-    for (let i = 0; i < 65536; i++) f16Table[i] = f16BitsToNumber(i);
+    for (let i = 0; i < 65536; i++) f16Table[i] = fromHalf(i);
   }
   return f16Table;
 }
@@ -44,33 +32,8 @@ export function bf16ToF32(src: Uint16Array): Float32Array {
   return out;
 }
 
-/** One number to float16 bits, round to nearest even; overflow goes to infinity. */
-export function numberToF16(x: number): number {
-  f32[0] = x;
-  const b = u32[0] as number;
-  const sign = (b >>> 16) & 0x8000;
-  const exp = (b >>> 23) & 0xff;
-  let mant = b & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    // Subnormal half (or zero): shift the full mantissa (with its hidden bit) into place, rounding to even.
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    const rest = mant & ((1 << shift) - 1);
-    let h = mant >>> shift;
-    if (rest > half || (rest === half && h & 1)) h++;
-    return sign | h;
-  }
-  const rest = mant & 0x1fff;
-  let h = (e << 10) | (mant >>> 13);
-  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++; // may carry into the exponent: that is correct rounding
-  if (h >= 0x7c00) e = 0x1f;
-  return sign | (e === 0x1f ? 0x7c00 : h);
-}
+/** One number to float16 bits, round to nearest even; overflow goes to infinity (the engine's conversion). */
+export const numberToF16: (x: number) => number = toHalf;
 
 export function f32ToF16(src: ArrayLike<number>): Uint16Array {
   const out = new Uint16Array(src.length);

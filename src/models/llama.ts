@@ -62,7 +62,7 @@ import {
   unsqueeze,
   where,
 } from '../engine/index.ts';
-import type { LlamaConfig } from './config.ts';
+import { type LlamaConfig, ropeCosSin } from './config.ts';
 
 export interface WeightSource {
   get(name: string): HostTensor | undefined;
@@ -233,7 +233,7 @@ export function buildLlama(cfg: LlamaConfig, weights: WeightSource, opts: LlamaG
   // Rope tables are computed once on the host (as HF does, in float32) and gathered by position: no trig in
   // the graph.
   const tableSize = Math.min(opts.ropeTableSize ?? Math.min(cfg.maxPositionEmbeddings, 32768), 1 << 20);
-  const { cos: cosHost, sin: sinHost } = hfRopeTables(cfg, tableSize);
+  const { cos: cosHost, sin: sinHost } = ropeCosSin(cfg, tableSize);
   const cosT = g.constant({ dtype: 'float32', dims: [tableSize, hd], data: cosHost });
   const sinT = g.constant({ dtype: 'float32', dims: [tableSize, hd], data: sinHost });
   const cos = unsqueeze(gather(cosT, positions, 0), [1]); // [B,1,T,hd]
@@ -336,48 +336,6 @@ export function buildLlama(cfg: LlamaConfig, weights: WeightSource, opts: LlamaG
     out.loss = loss;
   }
   return out;
-}
-
-/**
- * Rope cos/sin tables [n, headDim] computed the way HF does, in float32 arithmetic (inv_freq, llama3 scaling,
- * angle = inv_freq * position), each step rounded with Math.fround. A float64 table would be more exact, but
- * at long positions it drifts from HF (and from how the weights were trained) by up to ~1e-3.
- */
-export function hfRopeTables(cfg: Pick<LlamaConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>, n: number) {
-  const f = Math.fround;
-  const d = cfg.headDim;
-  const half = d / 2;
-  const inv = new Float32Array(half);
-  for (let i = 0; i < half; i++) inv[i] = f(1 / f(f(cfg.ropeTheta) ** f((2 * i) / d)));
-  const rs = cfg.ropeScaling;
-  if (rs?.type === 'linear') for (let i = 0; i < half; i++) inv[i] = f(inv[i]! / f(rs.factor));
-  if (rs?.type === 'llama3') {
-    const old = f(rs.originalMaxPositionEmbeddings);
-    const lowWl = rs.originalMaxPositionEmbeddings / rs.lowFreqFactor;
-    const highWl = rs.originalMaxPositionEmbeddings / rs.highFreqFactor;
-    for (let i = 0; i < half; i++) {
-      const x = inv[i]!;
-      const wl = f(f(2 * Math.PI) / x);
-      const scaled = wl > lowWl ? f(x / f(rs.factor)) : x;
-      const smooth = f(f(f(old / wl) - f(rs.lowFreqFactor)) / f(rs.highFreqFactor - rs.lowFreqFactor));
-      const smoothed = f(f(f(f(1 - smooth) * scaled) / f(rs.factor)) + f(smooth * scaled));
-      inv[i] = !(wl < highWl) && !(wl > lowWl) ? smoothed : scaled;
-    }
-  }
-  const cos = new Float32Array(n * d);
-  const sin = new Float32Array(n * d);
-  for (let t = 0; t < n; t++) {
-    for (let i = 0; i < half; i++) {
-      const a = f(inv[i]! * t);
-      const c = Math.cos(a);
-      const s = Math.sin(a);
-      cos[t * d + i] = c;
-      cos[t * d + i + half] = c;
-      sin[t * d + i] = s;
-      sin[t * d + i + half] = s;
-    }
-  }
-  return { cos, sin };
 }
 
 /** [T, S] additive mask hiding keys at index distance >= window from the query (queries sit at the end). */

@@ -24,6 +24,7 @@ import {
   fstatSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   readSync,
   renameSync,
@@ -135,17 +136,33 @@ function parseHeader(
   fd: number,
   size: number,
 ): { entries: StTensorInfo[]; metadata: Record<string, string> } {
-  if (size < 8) throw invalid(`not a safetensors file: ${size} bytes (truncated)`, path);
+  if (size < 8)
+    throw invalid(
+      `not a safetensors file: ${size} bytes (truncated)`,
+      path,
+      undefined,
+      're-download or re-save the file',
+    );
   const lenBytes = readExact(fd, 8, 0, path, 'header');
   const headerLen = Number(new DataView(lenBytes.buffer).getBigUint64(0, true));
   if (headerLen > size - 8 || headerLen > 100 * 1024 * 1024) {
-    throw invalid(`header length ${headerLen} exceeds the file size ${size} (truncated or not safetensors)`, path);
+    throw invalid(
+      `header length ${headerLen} exceeds the file size ${size} (truncated or not safetensors)`,
+      path,
+      undefined,
+      're-download or re-save the file',
+    );
   }
   let header: Record<string, unknown>;
   try {
     header = JSON.parse(new TextDecoder().decode(readExact(fd, headerLen, 8, path, 'header')));
   } catch (e) {
-    throw invalid(`header is not valid JSON: ${(e as Error).message}`, path);
+    throw invalid(
+      `header is not valid JSON: ${(e as Error).message}`,
+      path,
+      undefined,
+      're-download or re-save the file',
+    );
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     throw invalid('header is not a JSON object', path);
@@ -252,7 +269,15 @@ export class SafetensorsReader {
       if (existsSync(index)) return SafetensorsReader.open(index);
       const single = join(path, 'model.safetensors');
       if (existsSync(single)) return new SafetensorsReader([single]);
-      throw invalid('folder has neither model.safetensors nor model.safetensors.index.json', path);
+      const other = readdirSync(path).find((f) => /\.(bin|pt|pth|gguf|ckpt)$/.test(f));
+      throw invalid(
+        'folder has neither model.safetensors nor model.safetensors.index.json',
+        path,
+        undefined,
+        other
+          ? `${other} is not read: Loom reads safetensors only (convert with transformers' save_pretrained(dir, safe_serialization=True))`
+          : 'create a model with `loom model new <dir>` or download one with `loom pull <repo>`',
+      );
     }
     if (path.endsWith('.json')) {
       let index: { weight_map?: Record<string, string> };

@@ -4,7 +4,8 @@
  *
  * API:
  *   BUILTIN_TEMPLATES: { chatml, llama3, llama2, mistral }   (jinja source; chatml is also Qwen's layout)
- *   resolveTemplate(tok, name?) -> string       name = 'auto' (model's own, else chatml) | builtin name | jinja source
+ *   resolveTemplate(tok, name?) -> string       name = 'auto' (model's own, else builtinTemplateFor(tok)) | builtin
+ *                                               name | jinja source
  *   renderChat(template, messages, { addGenerationPrompt?, bosToken?, eosToken?, tools?, extra? }) -> string
  *   applyChatTemplate(tok, messages, { addGenerationPrompt?, template? }) -> string
  *   encodeChat(tok, messages, { template?, addGenerationPrompt? }) -> Promise<{ ids, weights, text, method }>
@@ -86,9 +87,21 @@ export function renderChat(template: string, messages: readonly Message[], opts:
   }
 }
 
-/** 'auto' = the model's own template, else chatml; a builtin name; or jinja source. */
+/**
+ * The built-in template whose markers the vocabulary has, for a model without a chat_template: Llama 3 headers,
+ * ChatML's <|im_start|>, Mistral's [INST] control token, else llama2 for sentencepiece `<s>` models, else chatml.
+ */
+export function builtinTemplateFor(tok: LoomTokenizer): BuiltinTemplate {
+  if (tok.tokenToId('<|start_header_id|>') !== null && tok.tokenToId('<|eot_id|>') !== null) return 'llama3';
+  if (tok.tokenToId('<|im_start|>') !== null) return 'chatml';
+  if (tok.tokenToId('[INST]') !== null) return 'mistral';
+  if (tok.bos?.token === '<s>') return 'llama2';
+  return 'chatml';
+}
+
+/** 'auto' = the model's own template, else the built-in one its vocabulary suits; a builtin name; or jinja source. */
 export function resolveTemplate(tok: LoomTokenizer, name = 'auto'): string {
-  if (name === 'auto') return tok.chatTemplate ?? BUILTIN_TEMPLATES.chatml;
+  if (name === 'auto') return tok.chatTemplate ?? BUILTIN_TEMPLATES[builtinTemplateFor(tok)];
   if (name in BUILTIN_TEMPLATES) return BUILTIN_TEMPLATES[name as BuiltinTemplate];
   if (name.includes('{')) return name;
   throw new LoomError('TEMPLATE', `unknown chat template '${name}'`, {

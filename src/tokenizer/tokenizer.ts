@@ -20,7 +20,7 @@
  * Chat rendering lives in chat.ts (renderChat, encodeChat).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Tokenizer as HfTokenizer } from 'tokenizers';
 import { LoomError } from '../core/errors.ts';
 
@@ -169,10 +169,19 @@ export class LoomTokenizer {
 
   static fromFiles(tokenizerJson: string, tokenizerConfig?: string, generationConfig?: string): LoomTokenizer {
     if (!existsSync(tokenizerJson)) {
-      throw new LoomError('TOKENIZER', `no tokenizer.json at ${tokenizerJson}`, {
-        file: tokenizerJson,
-        hint: 'a model folder needs tokenizer.json (slow sentencepiece-only tokenizers are not supported)',
-      });
+      const spm = join(dirname(tokenizerJson), 'tokenizer.model');
+      throw new LoomError(
+        'TOKENIZER',
+        existsSync(spm)
+          ? 'no tokenizer.json: the folder has only a sentencepiece tokenizer.model, which Loom does not read'
+          : `no tokenizer.json at ${tokenizerJson}`,
+        {
+          file: tokenizerJson,
+          hint: existsSync(spm)
+            ? 'write tokenizer.json once with transformers: AutoTokenizer.from_pretrained(dir).save_pretrained(dir)'
+            : 'a model folder needs tokenizer.json (the HF fast-tokenizer file); `loom pull` fetches it from the hub',
+        },
+      );
     }
     const readJson = (p?: string): Record<string, unknown> => {
       if (!p || !existsSync(p)) return {};

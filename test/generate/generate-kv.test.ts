@@ -8,21 +8,13 @@ import { CausalLM } from '../../src/generate/causal-lm.ts';
 import { readHfConfig } from '../../src/models/config.ts';
 import { loadWeights } from '../../src/models/folder.ts';
 import { buildLlama } from '../../src/models/llama.ts';
+import { maxAbsDiff } from '../models/compare.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'models');
 const TOL = 1e-4;
 
 function rowOf(logits: Float32Array, V: number, index: number): Float32Array {
   return logits.subarray(index * V, (index + 1) * V);
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs((a[i] as number) - (b[i] as number));
-    if (!(d <= m)) m = d;
-  }
-  return m;
 }
 
 let engine: Engine;
@@ -53,7 +45,7 @@ describe('KV-cache decoding equals the full forward pass', () => {
         const r = await lm.step([ids], [mask], cache);
         cache = r.cache;
         pos += n;
-        const d = maxDiff(r.logits, rowOf(full, V, pos - 1));
+        const d = maxAbsDiff(r.logits, rowOf(full, V, pos - 1));
         assert.ok(d <= TOL, `position ${pos - 1}: max abs diff ${d}`);
       }
       assert.equal(cache.pastLength, seq.length);
@@ -80,16 +72,16 @@ describe('KV-cache decoding equals the full forward pass', () => {
     let cache = lm.emptyCache(2);
     const mask: number[][] = [new Array(promptA).fill(1), [...new Array(pad).fill(0), ...new Array(promptB).fill(1)]];
     let r = await lm.step([a.slice(0, promptA), [...new Array(pad).fill(0), ...b.slice(0, promptB)]], mask, cache);
-    assert.ok(maxDiff(rowOf(r.logits, V, 0), rowOf(fullA, V, promptA - 1)) <= TOL);
-    assert.ok(maxDiff(rowOf(r.logits, V, 1), rowOf(fullB, V, promptB - 1)) <= TOL);
+    assert.ok(maxAbsDiff(rowOf(r.logits, V, 0), rowOf(fullA, V, promptA - 1)) <= TOL);
+    assert.ok(maxAbsDiff(rowOf(r.logits, V, 1), rowOf(fullB, V, promptB - 1)) <= TOL);
     cache = r.cache;
     for (let k = 0; k < 3; k++) {
       mask[0]!.push(1);
       mask[1]!.push(1);
       r = await lm.step([[a[promptA + k]!], [b[promptB + k]!]], mask, cache);
       cache = r.cache;
-      assert.ok(maxDiff(rowOf(r.logits, V, 0), rowOf(fullA, V, promptA + k)) <= TOL, `row a step ${k}`);
-      assert.ok(maxDiff(rowOf(r.logits, V, 1), rowOf(fullB, V, promptB + k)) <= TOL, `row b step ${k}`);
+      assert.ok(maxAbsDiff(rowOf(r.logits, V, 0), rowOf(fullA, V, promptA + k)) <= TOL, `row a step ${k}`);
+      assert.ok(maxAbsDiff(rowOf(r.logits, V, 1), rowOf(fullB, V, promptB + k)) <= TOL, `row b step ${k}`);
     }
     await lm.close();
   });

@@ -9,7 +9,7 @@ import { Engine } from '../../src/engine/index.ts';
 import { CausalLM } from '../../src/generate/causal-lm.ts';
 import { LocalChatModel } from '../../src/generate/chat-model.ts';
 import { generateIds, generateText } from '../../src/generate/generate.ts';
-import { continuationLogLikelihoods, scoreIds } from '../../src/generate/score.ts';
+import { continuationLogLikelihoods, scoreIds, scoreText } from '../../src/generate/score.ts';
 import { createModelFolder } from '../../src/models/folder.ts';
 import { SafetensorsReader } from '../../src/models/safetensors.ts';
 
@@ -102,6 +102,17 @@ describe('generateText', () => {
 });
 
 describe('LocalChatModel', () => {
+  test('the same seed gives the same reply text, another seed another reply (sampling on)', async () => {
+    const messages = [{ role: 'user' as const, content: 'Tell me about weaving.' }];
+    const s = { temperature: 1, topP: 0.95, maxNewTokens: 16 };
+    const a = await chat.chat(messages, { ...s, seed: 5 });
+    const b = await chat.chat(messages, { ...s, seed: 5 });
+    const c = await chat.chat(messages, { ...s, seed: 6 });
+    assert.ok(a.text.length > 0);
+    assert.equal(b.text, a.text);
+    assert.notEqual(c.text, a.text);
+  });
+
   test('chat renders the template, generates, reports usage; stream matches', async () => {
     const messages = [
       { role: 'system' as const, content: 'Be brief.' },
@@ -109,6 +120,11 @@ describe('LocalChatModel', () => {
     ];
     const r = await chat.chat(messages, { maxNewTokens: 6, temperature: 0 });
     const prompt = await chat.encodePrompt(messages);
+    // The model folder's chatml template with the generation prompt, written out by hand.
+    assert.equal(
+      await chat.tokenizer.decode(prompt),
+      '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is a loom?<|im_end|>\n<|im_start|>assistant\n',
+    );
     assert.equal(r.usage.promptTokens, prompt.length);
     assert.ok(r.usage.completionTokens >= 1 && r.usage.completionTokens <= 6);
     let streamed = '';
@@ -163,5 +179,23 @@ describe('scoring against the PyTorch reference', () => {
     const expected = (logprobs.slice(3) as number[]).reduce((a, b) => a + b, 0);
     assert.ok(Math.abs(ll! - expected) < 1e-4);
     await lm.close();
+  });
+
+  test('scoreText shows a token holding part of a character by its bytes', async () => {
+    // The tiny vocabulary has no CJK merges: 你 (U+4F60, UTF-8 E4 BD A0) is three byte tokens.
+    const s = await scoreText(chat.lm, chat.tokenizer, '你 hello', { addSpecialTokens: false });
+    assert.deepEqual(
+      s.tokens.slice(0, 3).map((t) => t.token),
+      ['<0xE4>', '<0xBD>', '<0xA0>'],
+    );
+    assert.equal(
+      s.tokens
+        .slice(3)
+        .map((t) => t.token)
+        .join(''),
+      ' hello',
+    );
+    assert.equal(s.count, s.tokens.length - 1);
+    assert.ok(Math.abs(s.perplexity - Math.exp(-s.sumLogprob / s.count)) < 1e-9);
   });
 });

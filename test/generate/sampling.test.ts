@@ -126,7 +126,7 @@ test('invalid settings are CONFIG_INVALID', () => {
   );
 });
 
-test('generation_config.json defaults: do_sample false is greedy; HF keys map to settings', () => {
+test('generation_config.json defaults: greedy unless do_sample is true; HF keys map to settings', () => {
   assert.deepEqual(settingsFromGenerationConfig({ do_sample: false, temperature: 0.7 }), { temperature: 0 });
   assert.deepEqual(
     settingsFromGenerationConfig({
@@ -138,4 +138,10 @@ test('generation_config.json defaults: do_sample false is greedy; HF keys map to
     }),
     { temperature: 0.6, topK: 20, topP: 0.95, repetitionPenalty: 1.05 },
   );
+  // transformers' GenerationConfig defaults: do_sample False (greedy) and, when sampling, top_k 50.
+  assert.deepEqual(settingsFromGenerationConfig({ temperature: 0.7, top_p: 0.8, max_new_tokens: 64 }), {
+    temperature: 0,
+    maxNewTokens: 64,
+  });
+  assert.deepEqual(settingsFromGenerationConfig({ do_sample: true }), { temperature: 1, topK: 50 });
 });

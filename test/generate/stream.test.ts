@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { findStop, heldSuffixLength, StopStrings } from '../../src/generate/stop.ts';
-import { DecodeStream, StreamDecoder, TextStream } from '../../src/generate/stream.ts';
+import { StreamDecoder, TextStream } from '../../src/generate/stream.ts';
 import { fixtureTokenizer, sentencepieceToyTokenizer } from '../tokenizer/fixtures.ts';
 
 test('stop strings across token boundaries: held back, then cut before the stop', () => {
@@ -47,20 +47,6 @@ test('StreamDecoder never emits a broken character and reproduces decode()', asy
     // Byte-level tokens split some characters (flags, skin tones), so some push waited for the rest of one.
     assert.ok(waited, name);
   }
-});
-
-test('DecodeStream (fallback by re-decoding) gives the same chunks joined', async () => {
-  const tok = fixtureTokenizer('qwen3');
-  const ids = await tok.encode(TEXTS[0] as string);
-  const d = new DecodeStream(tok);
-  let out = '';
-  for (const id of ids) {
-    const c = await d.push(id);
-    assert.ok(!c.includes('\uFFFD'));
-    out += c;
-  }
-  out += await d.flush();
-  assert.equal(out, TEXTS[0]);
 });
 
 test('TextStream: EOS ends the stream; special tokens are not shown; stop strings cut', async () => {

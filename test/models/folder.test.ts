@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
 import { LoomError } from '../../src/core/errors.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { parameterCount, presetConfig } from '../../src/models/config.ts';
 import {
   createModelFolder,
@@ -12,7 +14,6 @@ import {
   modelInfo,
   newModel,
   openModelFolder,
-  Rng,
   saveModelFolder,
 } from '../../src/models/folder.ts';
 import { type TensorData, writeSafetensors } from '../../src/models/safetensors.ts';
@@ -161,4 +162,27 @@ test('CLI: loom model new / info --json', () => {
   assert.equal(info.shape.numLayers, 3);
   assert.equal(info.features.qkNorm, true);
   assert.equal(JSON.parse(readFileSync(join(d, 'config.json'), 'utf8')).head_dim, 32);
+});
+
+test('createModelFolder with tokenizerFrom copies that tokenizer (real Qwen3 files) instead of the tiny one', async () => {
+  const src = tmp();
+  const fx = join(import.meta.dirname, '..', 'fixtures', 'tokenizer', 'qwen3');
+  const json = gunzipSync(readFileSync(join(fx, 'tokenizer.json.gz')));
+  writeFileSync(join(src, 'tokenizer.json'), json);
+  writeFileSync(join(src, 'tokenizer_config.json'), readFileSync(join(fx, 'tokenizer_config.json')));
+  const d = join(tmp(), 'q');
+  createModelFolder(d, {
+    preset: 'tiny',
+    overrides: { vocab_size: 151669, hidden_size: 16, num_attention_heads: 2, num_key_value_heads: 1 },
+    tokenizerFrom: src,
+  });
+  assert.ok(readFileSync(join(d, 'tokenizer.json')).equals(json));
+  const tok = LoomTokenizer.fromFolder(d);
+  assert.equal(tok.vocabSize, 151669);
+  assert.ok(tok.eosIds.includes(151645)); // <|im_end|> as published
+  assert.match(tok.chatTemplate ?? '', /enable_thinking/); // Qwen3's own template, not the tiny chatml
+  assert.throws(
+    () => createModelFolder(join(tmp(), 'x'), { preset: 'tiny', tokenizerFrom: join(src, 'nope') }),
+    (e: unknown) => e instanceof LoomError && e.code === 'TOKENIZER',
+  );
 });

@@ -5,10 +5,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Engine, grad, type HostTensor, toOnnx } from '../../src/engine/index.ts';
-import { readHfConfig } from '../../src/models/config.ts';
+import { readHfConfig, ropeCosSin } from '../../src/models/config.ts';
 import { loadWeights } from '../../src/models/folder.ts';
-import { buildLlama, hfRopeTables, positionIdsFromMask } from '../../src/models/llama.ts';
+import { buildLlama, positionIdsFromMask } from '../../src/models/llama.ts';
 import { SafetensorsReader } from '../../src/models/safetensors.ts';
+import { maxAbsDiff } from './compare.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'models');
 const VARIANTS = ['llama', 'llama3', 'qwen2', 'qwen3', 'mistral', 'smollm2'];
@@ -25,17 +26,6 @@ const i64 = (rows: number[][]): HostTensor => ({
   dims: [rows.length, rows[0]?.length ?? 0],
   data: BigInt64Array.from(rows.flat(), (v) => BigInt(v)),
 });
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>, keep?: (i: number) => boolean): number {
-  assert.equal(a.length, b.length, 'length mismatch');
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (keep && !keep(i)) continue;
-    const d = Math.abs((a[i] as number) - (b[i] as number));
-    if (!(d <= m)) m = d; // NaN propagates as a failure
-  }
-  return m;
-}
 
 let engine: Engine;
 before(async () => {
@@ -208,7 +198,7 @@ test('rope tables equal HF float32 rope at long positions (llama2, smollm2, qwen
   const maxPos = Math.max(...spec.positions) + 1;
   for (const [name, c] of Object.entries(spec.cases)) {
     const rs = c.rope_scaling;
-    const tables = hfRopeTables(
+    const tables = ropeCosSin(
       {
         headDim: c.head_dim,
         ropeTheta: c.rope_theta,

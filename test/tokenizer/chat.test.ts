@@ -2,10 +2,17 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { LoomError } from '../../src/core/errors.ts';
 import type { Message } from '../../src/core/types.ts';
-import { applyChatTemplate, BUILTIN_TEMPLATES, encodeChat, renderChat } from '../../src/tokenizer/chat.ts';
+import {
+  applyChatTemplate,
+  BUILTIN_TEMPLATES,
+  builtinTemplateFor,
+  encodeChat,
+  renderChat,
+  resolveTemplate,
+} from '../../src/tokenizer/chat.ts';
 import { tinyTokenizerConfig, tinyTokenizerFiles } from '../../src/tokenizer/tiny.ts';
 import { LoomTokenizer } from '../../src/tokenizer/tokenizer.ts';
-import { fixtureTokenizer } from './fixtures.ts';
+import { fixtureTokenizer, fixtureTokenizerFiles, sentencepieceToyTokenizer } from './fixtures.ts';
 
 const convo: Message[] = [
   { role: 'system', content: 'You are a helpful assistant.' },
@@ -60,6 +67,37 @@ test('Llama 3 template renders the documented header/eot layout with bos', () =>
     }),
     text,
   );
+});
+
+test('built-in chatml / llama3 prompts equal the real Qwen3 / Llama 3 templates on multi-turn conversations', () => {
+  // Generation prompts (what `loom chat` renders): system or not, one or two user turns.
+  for (const [name, builtin] of [
+    ['qwen3', 'chatml'],
+    ['llama3', 'llama3'],
+  ] as const) {
+    const t = fixtureTokenizer(name);
+    for (const msgs of [convo.slice(0, 2), convo.slice(0, 4), convo.slice(1, 4)]) {
+      assert.equal(
+        applyChatTemplate(t, msgs, { addGenerationPrompt: true, template: builtin }),
+        applyChatTemplate(t, msgs, { addGenerationPrompt: true }),
+        `${name}, ${msgs.length} messages`,
+      );
+    }
+  }
+});
+
+test('a model without chat_template gets the built-in template its vocabulary has markers for', () => {
+  const strip = (name: 'qwen3' | 'llama3'): LoomTokenizer => {
+    const { json, config } = fixtureTokenizerFiles(name);
+    delete config.chat_template;
+    return LoomTokenizer.fromStrings(json, config);
+  };
+  assert.equal(builtinTemplateFor(strip('llama3')), 'llama3');
+  assert.equal(builtinTemplateFor(strip('qwen3')), 'chatml');
+  assert.equal(builtinTemplateFor(sentencepieceToyTokenizer()), 'llama2');
+  const llama = strip('llama3');
+  assert.equal(llama.chatTemplate, null);
+  assert.equal(resolveTemplate(llama), BUILTIN_TEMPLATES.llama3);
 });
 
 test('built-in chatml, llama2 and mistral templates match their documented formats', () => {

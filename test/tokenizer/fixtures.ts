@@ -5,12 +5,19 @@ import { LoomTokenizer } from '../../src/tokenizer/tokenizer.ts';
 const dir = new URL('../fixtures/tokenizer/', import.meta.url);
 const cache = new Map<string, LoomTokenizer>();
 
+/** tokenizer.json and tokenizer_config.json of a committed real tokenizer. */
+export function fixtureTokenizerFiles(name: 'qwen3' | 'llama3'): { json: string; config: Record<string, unknown> } {
+  return {
+    json: gunzipSync(readFileSync(new URL(`${name}/tokenizer.json.gz`, dir))).toString('utf8'),
+    config: JSON.parse(readFileSync(new URL(`${name}/tokenizer_config.json`, dir), 'utf8')),
+  };
+}
+
 /** The real Qwen3 / Llama 3 tokenizers committed under test/fixtures/tokenizer (see SOURCE.md there). */
 export function fixtureTokenizer(name: 'qwen3' | 'llama3'): LoomTokenizer {
   let t = cache.get(name);
   if (!t) {
-    const json = gunzipSync(readFileSync(new URL(`${name}/tokenizer.json.gz`, dir))).toString('utf8');
-    const config = JSON.parse(readFileSync(new URL(`${name}/tokenizer_config.json`, dir), 'utf8'));
+    const { json, config } = fixtureTokenizerFiles(name);
     t = LoomTokenizer.fromStrings(json, config, `fixtures/${name}`);
     cache.set(name, t);
   }
