@@ -62,7 +62,9 @@ function loadScenarios(patterns: string[], baseDir: string): Scenario[] {
       throw new LoomError('CONFIG_PARSE', `cannot read scenarios: ${(e as Error).message}`, { file });
     }
     const list = Array.isArray(docs) ? docs : [docs];
-    list.forEach((d, i) => out.push(validateConfig(scenarioSchema, d, `${file} (scenario ${i + 1})`)));
+    list.forEach((d, i) => {
+      out.push(validateConfig(scenarioSchema, d, `${file} (scenario ${i + 1})`));
+    });
   }
   return out;
 }
