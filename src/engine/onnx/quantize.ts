@@ -1,0 +1,151 @@
+/**
+ * Opt-in weight quantization for inference graphs: MatMuls whose right operand is a frozen weight (directly, or
+ * through the Transpose/Cast of an HF [out, in] weight) become com.microsoft.MatMulNBits with 4- or 8-bit
+ * symmetric block quantization. Lossy by design (not a numerical-equivalence fusion); see docs/engine.md.
+ *
+ * Layout (ORT MatMulNBits): B is [N][K] (PyTorch Linear layout), cut along K into blocks of `blockSize` values
+ * (the last one zero-padded); a block stores blockSize*bits/8 bytes, low nibble first for 4 bits; no zero points
+ * input, so ORT uses the implicit zero point 2^(bits-1); w ≈ (q - 2^(bits-1)) * scale, with the scale chosen so the
+ * block's largest-magnitude value maps exactly onto q = 0.
+ */
+import { type Graph, Tensor } from '../graph/graph.ts';
+import { fromHalf, type HostTensor, toNumbers } from '../graph/types.ts';
+import type { EmitNode } from './emit.ts';
+
+export interface QuantizeOptions {
+  bits?: 4 | 8;
+  /** Power of two >= 16; default 32. */
+  blockSize?: number;
+  /** ORT accuracy_level: 0 = default (fp32 math), 4 = int8 activations (faster, less accurate). */
+  accuracyLevel?: 0 | 1 | 2 | 3 | 4;
+  /** Skip weights with fewer elements than this (default 0). */
+  minElements?: number;
+}
+
+export interface QuantizedWeight {
+  packed: Uint8Array;
+  scales: Float32Array;
+  blocks: number;
+  blobSize: number;
+}
+
+/** Quantize a row-major [n][k] float matrix (rows = output features). */
+export function quantizeBlocks(
+  w: ArrayLike<number>,
+  n: number,
+  k: number,
+  bits: 4 | 8,
+  blockSize: number,
+): QuantizedWeight {
+  const blocks = Math.ceil(k / blockSize);
+  const blobSize = (blockSize * bits) / 8;
+  const zero = 1 << (bits - 1);
+  const qmax = (1 << bits) - 1;
+  const packed = new Uint8Array(n * blocks * blobSize);
+  const scales = new Float32Array(n * blocks);
+  for (let r = 0; r < n; r++) {
+    for (let b = 0; b < blocks; b++) {
+      let vmax = 0;
+      for (let i = 0; i < blockSize; i++) {
+        const c = b * blockSize + i;
+        if (c >= k) break;
+        const v = w[r * k + c]!;
+        if (Math.abs(v) > Math.abs(vmax)) vmax = v;
+      }
+      const scale = Math.fround(vmax / -zero);
+      scales[r * blocks + b] = scale;
+      const inv = scale === 0 ? 0 : 1 / scale;
+      const base = (r * blocks + b) * blobSize;
+      for (let i = 0; i < blockSize; i++) {
+        const c = b * blockSize + i;
+        const q = c < k ? Math.min(qmax, Math.max(0, Math.round(w[r * k + c]! * inv) + zero)) : zero;
+        if (bits === 8) packed[base + i] = q;
+        else packed[base + (i >> 1)]! |= i & 1 ? q << 4 : q;
+      }
+    }
+  }
+  return { packed, scales, blocks, blobSize };
+}
+
+function floatValues(h: HostTensor): ArrayLike<number> {
+  if (h.dtype === 'float32' || h.dtype === 'float64') return h.data as Float32Array;
+  if (h.dtype === 'float16') return Array.from(h.data as Uint16Array, fromHalf);
+  return toNumbers(h);
+}
+
+/** Find the frozen weight behind a MatMul's B input: W [K,N], Transpose(W [N,K]), optionally through Casts. */
+function weightOf(graph: Graph, t: Tensor): { value: HostTensor; transposed: boolean } | undefined {
+  let transposed = false;
+  let cur = t;
+  for (let hops = 0; hops < 3; hops++) {
+    const w = graph.weights.find((e) => e.tensor === cur && !e.trainable);
+    if (w) return w.value.dims.length === 2 ? { value: w.value, transposed } : undefined;
+    const p = cur.producer;
+    if (!p) return;
+    if (p.op === 'Cast') cur = p.inputs[0]!;
+    else if (p.op === 'Transpose' && !transposed) {
+      const perm = p.attrs.perm;
+      if (perm?.kind !== 'ints' || perm.v[0] !== 1 || perm.v[1] !== 0) return;
+      transposed = true;
+      cur = p.inputs[0]!;
+    } else return;
+  }
+  return;
+}
+
+/** Replace eligible MatMuls; returns the new node list and the initializers the new nodes need. */
+export function quantizeMatMuls(
+  graph: Graph,
+  nodes: EmitNode[],
+  opts: QuantizeOptions,
+): { nodes: EmitNode[]; inits: Map<Tensor, HostTensor> } {
+  const bits = opts.bits ?? 4;
+  const blockSize = opts.blockSize ?? 32;
+  if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) {
+    throw new RangeError(`quantize: blockSize ${blockSize} must be a power of two >= 16`);
+  }
+  const inits = new Map<Tensor, HostTensor>();
+  const cache = new Map<HostTensor, { b: Tensor; s: Tensor; n: number; k: number }>();
+  let fake = -1;
+  const out = nodes.map((node): EmitNode => {
+    if (node.op !== 'MatMul' || node.domain) return node;
+    const [x, bIn] = node.inputs;
+    if (!x || !bIn || x.dtype !== 'float32' || bIn.rank !== 2) return node;
+    const found = weightOf(graph, bIn);
+    if (!found) return node;
+    const dims = found.value.dims as [number, number];
+    const [n, k] = found.transposed ? dims : [dims[1], dims[0]];
+    if (n * k < (opts.minElements ?? 0)) return node;
+    let q = cache.get(found.value);
+    if (!q || q.n !== n) {
+      const vals = floatValues(found.value);
+      let rows: ArrayLike<number> = vals;
+      if (!found.transposed) {
+        const t = new Float32Array(n * k);
+        for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) t[j * k + i] = vals[i * n + j]!;
+        rows = t;
+      }
+      const qw = quantizeBlocks(rows, n, k, bits, blockSize);
+      const b = new Tensor(fake--, 'uint8', [n, qw.blocks, qw.blobSize], graph, null);
+      const s = new Tensor(fake--, 'float32', [n * qw.blocks], graph, null);
+      inits.set(b, { dtype: 'uint8', dims: [n, qw.blocks, qw.blobSize], data: qw.packed });
+      inits.set(s, { dtype: 'float32', dims: [n * qw.blocks], data: qw.scales });
+      q = { b, s, n, k };
+      cache.set(found.value, q);
+    }
+    return {
+      op: 'MatMulNBits',
+      domain: 'com.microsoft',
+      inputs: [x, q.b, q.s],
+      outputs: node.outputs,
+      attrs: {
+        K: { kind: 'int', v: k },
+        N: { kind: 'int', v: n },
+        bits: { kind: 'int', v: bits },
+        block_size: { kind: 'int', v: blockSize },
+        accuracy_level: { kind: 'int', v: opts.accuracyLevel ?? 0 },
+      },
+    };
+  });
+  return { nodes: out, inits };
+}

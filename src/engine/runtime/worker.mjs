@@ -1,0 +1,134 @@
+// ORT session host. Plain .mjs so a worker thread can load it without the tsx loader.
+// As a worker (workerData.loomEngine) it serves messages; imported directly it is the in-thread backend.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { basename, dirname, join } from 'node:path';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+
+const require = createRequire(import.meta.url);
+let ortModule;
+function ort() {
+  ortModule ??= require('onnxruntime-node');
+  return ortModule;
+}
+
+const sessions = new Map();
+const profilePrefixes = new Map();
+let nextId = 1;
+
+/** Directory holding onnxruntime-node's native libraries for this platform. */
+export function ortBinDir() {
+  const main = require.resolve('onnxruntime-node');
+  return join(dirname(main), '..', 'bin', 'napi-v6', process.platform, process.arch);
+}
+
+export function cudaAvailable() {
+  return existsSync(join(ortBinDir(), 'libonnxruntime_providers_cuda.so'));
+}
+
+function sessionOptions(opts) {
+  const device = opts.device ?? 'cpu';
+  return {
+    executionProviders: device === 'cuda' ? [{ name: 'cuda', deviceId: opts.deviceId ?? 0 }] : ['cpu'],
+    intraOpNumThreads: opts.threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: opts.optimization ?? 'all',
+    enableCpuMemArena: true,
+    enableMemPattern: true,
+    logSeverityLevel: opts.logLevel ?? 3,
+    ...(opts.optimizedModelFilePath ? { optimizedModelFilePath: opts.optimizedModelFilePath } : {}),
+    ...(opts.profilePrefix ? { enableProfiling: true, profileFilePrefix: opts.profilePrefix } : {}),
+    extra: { session: { intra_op: { allow_spinning: opts.spinning ? '1' : '0' } } },
+  };
+}
+
+export async function load(model, opts) {
+  const session = await ort().InferenceSession.create(model, sessionOptions(opts));
+  const id = nextId++;
+  sessions.set(id, session);
+  if (opts.profilePrefix) profilePrefixes.set(id, opts.profilePrefix);
+  return { id, inputNames: [...session.inputNames], outputNames: [...session.outputNames] };
+}
+
+function toOrt(h) {
+  return new (ort().Tensor)(h.dtype === 'float64' ? 'float64' : h.dtype, h.data, h.dims);
+}
+
+function fromOrt(t) {
+  const dtype = t.type === 'float64' ? 'float64' : t.type;
+  return { dtype, dims: [...t.dims], data: t.data };
+}
+
+export async function run(id, feeds, fetches) {
+  const session = sessions.get(id);
+  if (!session) throw new Error(`session ${id} was released`);
+  const ortFeeds = {};
+  for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrt(v);
+  const res = fetches ? await session.run(ortFeeds, fetches) : await session.run(ortFeeds);
+  const out = {};
+  for (const [k, v] of Object.entries(res)) {
+    out[k] = fromOrt(v);
+    v.dispose?.();
+  }
+  return out;
+}
+
+/** Stop ORT's profiler for a session; returns the JSON trace file it wrote. */
+export async function endProfiling(id) {
+  const session = sessions.get(id);
+  if (!session) throw new Error(`session ${id} was released`);
+  await session.endProfiling();
+  // The Node binding does not return the trace path: pick the newest file with the session's prefix.
+  const prefix = profilePrefixes.get(id);
+  if (!prefix) throw new Error('session was not loaded with profilePrefix');
+  const dir = dirname(prefix);
+  const base = basename(prefix);
+  const files = readdirSync(dir)
+    .filter((f) => f.startsWith(base) && f.endsWith('.json'))
+    .map((f) => join(dir, f))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  if (!files.length) throw new Error(`no profile written under ${prefix}`);
+  return files[0];
+}
+
+export async function release(id) {
+  const s = sessions.get(id);
+  sessions.delete(id);
+  profilePrefixes.delete(id);
+  if (s) await s.release();
+}
+
+export async function releaseAll() {
+  for (const id of [...sessions.keys()]) await release(id);
+}
+
+function transferList(outputs) {
+  const bufs = new Set();
+  for (const t of Object.values(outputs)) {
+    const b = t.data.buffer;
+    if (b instanceof ArrayBuffer && b.byteLength === t.data.byteLength) bufs.add(b);
+  }
+  return [...bufs];
+}
+
+if (!isMainThread && workerData?.loomEngine && parentPort) {
+  const port = parentPort;
+  port.on('message', async (msg) => {
+    try {
+      let result;
+      let transfer = [];
+      if (msg.type === 'load') result = await load(msg.model, msg.opts);
+      else if (msg.type === 'run') {
+        result = await run(msg.session, msg.feeds, msg.fetches);
+        transfer = transferList(result);
+      } else if (msg.type === 'release') result = await release(msg.session);
+      else if (msg.type === 'endProfiling') result = await endProfiling(msg.session);
+      else if (msg.type === 'close') result = await releaseAll();
+      else throw new Error(`unknown message ${msg.type}`);
+      port.postMessage({ id: msg.id, ok: true, result }, transfer);
+    } catch (e) {
+      port.postMessage({ id: msg.id, ok: false, error: { message: String(e?.message ?? e), stack: e?.stack } });
+    }
+  });
+}
