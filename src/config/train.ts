@@ -93,6 +93,12 @@ export const trainConfigSchema = z
     early_stopping_patience: positiveInt.optional(),
     logging_steps: positiveInt.default(1),
     threads: positiveInt.optional().describe('ORT intra-op threads (default: all cores)'),
+    ort_memory_arena: z
+      .boolean()
+      .default(true)
+      .describe(
+        "ORT's CPU memory arena; false lowers peak memory (8.0 → 6.1 GB for a 135M LoRA step) at some speed cost",
+      ),
 
     // pretraining tokenizer
     train_tokenizer: z

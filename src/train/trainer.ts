@@ -375,9 +375,10 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
 
   const engine = await Engine.create({ threads: job.threads ?? c.threads ?? cpus().length });
   try {
-    const stepSession = await engine.load(graphs.step!, { transfer: true });
-    const gradSession = graphs.grad ? await engine.load(graphs.grad, { transfer: true }) : undefined;
-    const evalSession = graphs.evaluate ? await engine.load(graphs.evaluate, { transfer: true }) : undefined;
+    const loadOpts = { transfer: true, memArena: c.ort_memory_arena };
+    const stepSession = await engine.load(graphs.step!, loadOpts);
+    const gradSession = graphs.grad ? await engine.load(graphs.grad, loadOpts) : undefined;
+    const evalSession = graphs.evaluate ? await engine.load(graphs.evaluate, loadOpts) : undefined;
     // the model protos hold a copy of every frozen weight: let them go once ORT has its own
     graphs.step = undefined;
     graphs.grad = undefined;

@@ -142,3 +142,17 @@ test('profiling: endProfiling returns the ORT trace with per-node kernel times',
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('sessions without the CPU memory arena compute the same outputs', async () => {
+  const engine = await E.Engine.create({ threads: 1 });
+  try {
+    const n = 64;
+    const model = E.toOnnx(heavyGraph(n));
+    const x = E.hostTensor('float32', [n, n], randn(rng(2), n * n, -0.05, 0.05));
+    const withArena = await (await engine.load(model)).run({ x }, ['y']);
+    const noArena = await (await engine.load(model, { memArena: false })).run({ x }, ['y']);
+    assert.deepEqual(Array.from(noArena.y!.data as Float32Array), Array.from(withArena.y!.data as Float32Array));
+  } finally {
+    await engine.close();
+  }
+});

@@ -29,6 +29,11 @@ export interface LoadOptions {
   transfer?: boolean;
   /** Turn on ORT's profiler; trace files start with this prefix (see Session.endProfiling). */
   profilePrefix?: string;
+  /**
+   * ORT's CPU memory arena (default on). Off, freed activations go back to the system instead of staying in the
+   * arena: a 30-layer LoRA step peaked at 6.1 GB instead of 8.0 GB (docs/benchmarks.md), at some speed cost.
+   */
+  memArena?: boolean;
 }
 
 export interface RunOptions {
@@ -176,6 +181,7 @@ export class Engine {
       optimization: o.optimization,
       optimizedModelFilePath: opts.optimizedModelFilePath,
       profilePrefix: opts.profilePrefix,
+      memArena: opts.memArena,
     };
     let info: { id: number; inputNames: string[]; outputNames: string[] };
     try {

@@ -9,6 +9,7 @@ export interface BackendOptions {
   optimizedModelFilePath?: string;
   logLevel?: number;
   profilePrefix?: string;
+  memArena?: boolean;
 }
 export function ortBinDir(): string;
 export function cudaAvailable(): boolean;

@@ -34,7 +34,7 @@ function sessionOptions(opts) {
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: opts.optimization ?? 'all',
-    enableCpuMemArena: true,
+    enableCpuMemArena: opts.memArena ?? true,
     enableMemPattern: true,
     logSeverityLevel: opts.logLevel ?? 3,
     ...(opts.optimizedModelFilePath ? { optimizedModelFilePath: opts.optimizedModelFilePath } : {}),
