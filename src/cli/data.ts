@@ -209,10 +209,14 @@ export function registerData(program: Command): void {
     .command('merge <config> [overrides...]')
     .description('combine the shards of a `run --shard i/N` job (cross-shard near-dedup), then split and write outputs')
     .option('--out <dir>', 'output folder (overrides out_dir)')
+    .option('--quiet', 'no progress output')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExample:\n  $ loom data merge data.yaml')
-    .action(async (config: string, overrides: string[], o: { out?: string; json?: boolean }) => {
-      printRun(await mergeDataShards(config, { overrides, outDir: o.out, quiet: o.json }), o.json ?? false);
+    .addHelpText(
+      'after',
+      '\nExample:\n  $ loom data run data.yaml --shard 0/2 && loom data run data.yaml --shard 1/2\n  $ loom data merge data.yaml',
+    )
+    .action(async (config: string, overrides: string[], o: { out?: string; quiet?: boolean; json?: boolean }) => {
+      printRun(await mergeDataShards(config, { overrides, outDir: o.out, quiet: o.quiet || o.json }), o.json ?? false);
     });
 
   withInputFlags(

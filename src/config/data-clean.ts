@@ -56,8 +56,12 @@ export const normalizeConfig = z
     /** Traditional → Simplified Chinese (opencc-js source variant), or false. */
     t2s: z.union([z.literal(false), z.enum(['t', 'tw', 'hk'])]).default(false),
     whitespace: z.boolean().default(true),
-    /** Which changed rows go to rejects (as action `changed`): a sample per change kind, all, or none. */
-    log_changes: z.enum(['none', 'sample', 'all']).default('sample'),
+    /**
+     * Which changed rows go to rejects (as action `changed`): all (the default: nothing changes silently), a
+     * sample of `sample_size` per change kind (for web-scale corpora, where NFKC/whitespace touch most rows and
+     * `all` would copy the corpus into rejects), or none (counters only).
+     */
+    log_changes: z.enum(['none', 'sample', 'all']).default('all'),
     sample_size: z.number().int().min(0).default(20),
   })
   .strict();
@@ -196,7 +200,13 @@ export const piiConfig = z
     public_ip_only: z.boolean().default(false),
     /** Also scan string values in `meta` (e.g. extra CSV columns such as a phone field), at any depth. */
     scan_meta: z.boolean().default(true),
-    /** Rejects hold the masked row (true keeps the original, PII included, in rejects.jsonl). */
+    /**
+     * PII in rejects.jsonl. mask (default): every reject's row, raw text and detail is masked with the same types
+     * and tokens, including rows dropped or changed by steps that run before this one (malformed lines, filters,
+     * normalisation); keep: rejects hold the original text, PII included (for debugging on trusted machines).
+     */
+    rejects_pii: z.enum(['mask', 'keep']).default('mask'),
+    /** Deprecated alias of `rejects_pii: keep` for the pii step's own rejects. */
     rejects_keep_original: z.boolean().default(false),
   })
   .strict();

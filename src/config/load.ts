@@ -53,6 +53,34 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
     .join('; ');
 }
 
+/**
+ * `section: false | {…}` unions report a bad key inside the section as one "Invalid input" on the section; the
+ * branch that got past its type check (the object) says which key and why, so its issues replace the union's.
+ */
+function unionIssues(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
+  return issues.flatMap((i) => {
+    if (i.code !== 'invalid_union' || !Array.isArray(i.errors)) return [i];
+    const typeOnly = (b: readonly z.core.$ZodIssue[]) =>
+      b.every((x) => x.path.length === 0 && (x.code === 'invalid_type' || x.code === 'invalid_value'));
+    const branches = i.errors.filter((b) => b.length > 0 && !typeOnly(b));
+    if (branches.length === 0 && i.errors.every(typeOnly)) {
+      // No branch fits the value's type: list what each would take (`false or one of "t", "tw", "hk"`).
+      const wants = i.errors.flatMap((b) =>
+        b.map((x) =>
+          x.code === 'invalid_value'
+            ? x.values.map((v) => JSON.stringify(v)).join(', ')
+            : x.code === 'invalid_type'
+              ? `a value of type ${x.expected}`
+              : x.message,
+        ),
+      );
+      return [{ ...i, message: `Invalid input: expected ${wants.join(' or ')}` }];
+    }
+    if (branches.length !== 1) return [i];
+    return unionIssues(branches[0]!.map((x) => ({ ...x, path: [...i.path, ...x.path] })));
+  });
+}
+
 /** Validates a plain object against a schema; errors name the file, the key and (for YAML) the line. */
 export function validateConfig<S extends z.ZodType>(
   schema: S,
@@ -62,11 +90,12 @@ export function validateConfig<S extends z.ZodType>(
 ): z.output<S> {
   const r = schema.safeParse(value);
   if (!r.success) {
-    const first = r.error.issues[0];
+    const issues = unionIssues(r.error.issues);
+    const first = issues[0];
     // An unknown key is best pointed at by its own line, not its parent's.
     const path =
       first && first.code === 'unrecognized_keys' && first.keys.length ? [...first.path, first.keys[0]!] : first?.path;
-    throw new LoomError('CONFIG_INVALID', `invalid config: ${describeIssues(r.error.issues)}`, {
+    throw new LoomError('CONFIG_INVALID', `invalid config: ${describeIssues(issues)}`, {
       file: source,
       line: path && lineOf ? lineOf(path) : undefined,
       field: path?.join('.'),

@@ -18,10 +18,10 @@
  *  - `whitespace`: CRLF → LF, runs of spaces/tabs/Unicode spaces → one space, spaces around line breaks dropped,
  *    3+ line breaks → one blank line (paragraphs stay separated), leading/trailing whitespace trimmed.
  *
- * Reporting: every changed row adds `normalize.changed_rows` and `normalize.<kind>` counters. Logging every
- * change to rejects would copy most of the corpus, so by default (`logChanges: 'sample'`) only the first
- * `sampleSize` changed rows of each kind go to rejects (action `changed`, the original row, reason
- * `normalized: <kinds>`); `all` logs every changed row, `none` only counts.
+ * Reporting: every changed row adds `normalize.changed_rows` and `normalize.<kind>` counters and, by default
+ * (`logChanges: 'all'`), goes to rejects (action `changed`, the original row, reason `normalized: <kinds>`), so
+ * nothing changes silently. On web-scale corpora, where most rows change, `sample` logs only the first
+ * `sampleSize` changed rows of each kind, and `none` only counts.
  */
 import type { z } from 'zod';
 import { type NormalizeConfig, normalizeConfig } from '../config/data-clean.ts';
@@ -289,7 +289,7 @@ export function normalizeOptions(cfg: NormalizeConfig): NormalizeStepOptions {
 export function normalizeStep(input: z.input<typeof normalizeConfig> = {}): Step {
   const cfg = validateConfig(normalizeConfig, input, '<normalize config>');
   const opts = normalizeOptions(cfg);
-  const log = opts.logChanges ?? 'sample';
+  const log = opts.logChanges ?? 'all';
   const sampleSize = opts.sampleSize ?? 20;
   return {
     name: 'normalize',

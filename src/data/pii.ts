@@ -20,15 +20,16 @@
  * Overlaps: detectors run in the order url → email → cn_id → cn_mobile → bank_card → phone_intl → ipv4 → ipv6
  * and a later match overlapping an earlier one is ignored. `mask` replaces each span with its token (`<EMAIL>`,
  * `<IP>`, `<URL>`, `<PHONE>`, `<ID>`, `<CARD>` by default). In the step, counts go to `pii.<type>`; a masked row is
- * logged to rejects as action `changed` with reason `pii: <types>` and the *masked* row (set
- * `rejects_keep_original` to log the original); `action: drop` (or more than `max_spans` spans) drops the row.
+ * logged to rejects as action `changed` with reason `pii: <types>` and the *masked* row (`rejects_pii: keep` logs
+ * the original); `action: drop` (or more than `max_spans` spans) drops the row. `rejectMasker(cfg)` masks the
+ * rejects of every other step the same way, so rejects.jsonl never becomes a store of raw PII.
  * String values in `meta` are scanned too (`scan_meta`, default on), since extra source columns often hold contacts.
  */
 import { isIPv6 } from 'node:net';
 import type { z } from 'zod';
 import { type PiiConfig, type PiiType, piiConfig } from '../config/data-clean.ts';
 import { validateConfig } from '../config/load.ts';
-import type { DataRow, Message } from '../core/types.ts';
+import type { DataRow, Message, RejectRecord } from '../core/types.ts';
 import type { Step, StepContext } from './step.ts';
 
 export type { PiiType } from '../config/data-clean.ts';
@@ -278,7 +279,7 @@ export function piiStep(input: z.input<typeof piiConfig> = {}): Step {
         for (const [t, n] of Object.entries(found)) ctx.count(`pii.${t}`, n);
         ctx.count('pii.rows');
         const types = Object.keys(found).sort();
-        const logged = cfg.rejects_keep_original ? row : masked;
+        const logged = cfg.rejects_keep_original || cfg.rejects_pii === 'keep' ? row : masked;
         const tooMany = cfg.max_spans !== null && total > cfg.max_spans;
         if (cfg.action === 'drop' || tooMany) {
           ctx.count('pii.rows_dropped');
@@ -303,5 +304,37 @@ export function piiStep(input: z.input<typeof piiConfig> = {}): Step {
         yield masked;
       }
     },
+  };
+}
+
+/**
+ * Masks PII in a reject record (its row, raw text and detail, at any depth; `source`, `step`, `reason` and ids
+ * are left alone) with the pii section's types and tokens. Undefined when PII handling is off or `rejects_pii:
+ * keep`. Rows dropped before the pii step (malformed lines, filters) and normalisation's logged originals would
+ * otherwise carry raw phone numbers and IDs into rejects.jsonl, a file people open, attach and share.
+ */
+export function rejectMasker(
+  input: z.input<typeof piiConfig> | false | undefined,
+): ((r: RejectRecord) => RejectRecord) | undefined {
+  if (input === false || input === undefined) return undefined;
+  const cfg: PiiConfig = validateConfig(piiConfig, input, '<pii config>');
+  if (!cfg.enabled || cfg.rejects_pii === 'keep' || cfg.rejects_keep_original) return undefined;
+  const det = createPiiDetector({ types: cfg.types, tokens: cfg.tokens, publicIpOnly: cfg.public_ip_only });
+  const mask = (v: unknown, key?: string): unknown => {
+    if (typeof v === 'string') return key === 'id' ? v : det.mask(v).text;
+    if (Array.isArray(v)) return v.map((x) => mask(x));
+    if (v && typeof v === 'object') {
+      const o: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v)) o[k] = k === 'source' ? x : mask(x, k);
+      return o;
+    }
+    return v;
+  };
+  return (r) => {
+    // The pii step logs its own rows already masked (or deliberately raw).
+    if (r.step === 'pii') return r;
+    const out: RejectRecord = { ...r, row: mask(r.row) };
+    if (r.detail) out.detail = mask(r.detail) as Record<string, unknown>;
+    return out;
   };
 }

@@ -12,7 +12,9 @@
  *
  * With `shard: {index, count}` the run reads only its share of the input files (round-robin over sorted paths),
  * stops after near-dedup and writes rows, LSH band keys and rejects to `<out>/shards/shard-i-of-N/`;
- * `mergeDataShards` then removes near-duplicates across shards and finishes the job (split, outputs, report).
+ * `mergeDataShards` then interleaves the shards' rows back into single-run order, removes near- and exact
+ * duplicates across shards and finishes the job (split, outputs, report): the same train/validation/test files
+ * as a single run.
  *
  * Test hook: LOOM_DATA_DELAY_MS=<ms> sleeps that long per input row (to kill a run mid-way in tests).
  */
@@ -39,17 +41,18 @@ import { LoomError } from '../core/errors.ts';
 import { Progress } from '../core/progress.ts';
 import type { DataRow, RejectRecord } from '../core/types.ts';
 import { boilerplateStep } from './dedup/boilerplate.ts';
-import { exactDedupStep } from './dedup/exact.ts';
+import { exactDedupStep, exactKey } from './dedup/exact.ts';
+import { hash53 } from './dedup/hash.ts';
 import { estimateLshMemory } from './dedup/lsh.ts';
 import { nearDedupStep } from './dedup/near.ts';
 import { qualityFilterStep } from './filters/index.ts';
 import { isRecord } from './formats/common.ts';
 import { exportRow, type FormatName, type InputFormatName, importDataRow, recordOf, rowKind } from './formats/index.ts';
-import { readRegistryDatasets, registryEntryFor, writeRegistry } from './formats/llamafactory.ts';
+import { readRegistryDatasets, registryDatasetFiles, registryEntryFor, writeRegistry } from './formats/llamafactory.ts';
 import { expandInputs, ingestOptions, isMalformed, malformedToReject, readInputs, shownPath } from './ingest/index.ts';
 import { conversationProblems, loadTokenCounter, rowTokens, type TokenCounter } from './lint.ts';
 import { normalizeStep } from './normalize.ts';
-import { piiStep } from './pii.ts';
+import { piiStep, rejectMasker } from './pii.ts';
 import {
   type DataReport,
   DatasetStatsBuilder,
@@ -58,15 +61,17 @@ import {
   writeReport,
 } from './report/index.ts';
 import {
+  fileRanks,
   listShardOutputs,
   markShardDone,
+  rowsInFileOrder,
   runShardMerge,
   type ShardSpec,
   selectShardFiles,
   shardPaths,
 } from './shard.ts';
 import { assignSplits, SPLITS, type SplitName } from './split.ts';
-import type { Step, StepContext } from './step.ts';
+import { rowText, type Step, type StepContext } from './step.ts';
 
 export interface RunDataOptions {
   /** Folder that relative paths in the config resolve against (default: the config file's folder, else cwd). */
@@ -133,17 +138,34 @@ export class RejectSink {
   constructor(
     private readonly writer: AtomicWriter,
     private readonly report: RunReportBuilder,
+    /** Applied to every record first (PII masking of rejects, see `rejectMasker`). */
+    private readonly transform?: (r: RejectRecord) => RejectRecord,
   ) {}
 
   push(r: RejectRecord): void {
     this.count++;
-    this.report.reject(r);
-    this.pending.push(JSON.stringify(r));
+    const rec = this.transform ? this.transform(r) : r;
+    this.report.reject(rec);
+    this.pending.push(JSON.stringify(rec));
   }
 
   async flush(): Promise<void> {
     while (this.pending.length) await this.writer.write(`${this.pending.shift()}\n`);
   }
+}
+
+/** A run's report, rejects file and the step context that feeds them. */
+export function rejectContext(
+  rejectsPath: string,
+  tmpDir: string,
+  strict: boolean,
+  mask?: (r: RejectRecord) => RejectRecord,
+): { report: RunReportBuilder; rejectsWriter: AtomicWriter; sink: RejectSink; ctx: StepContext } {
+  const report = new RunReportBuilder();
+  const rejectsWriter = new AtomicWriter(rejectsPath);
+  const sink = new RejectSink(rejectsWriter, report, mask);
+  const ctx: StepContext = { reject: (x) => sink.push(x), count: (k, n) => report.count(k, n), tmpDir, strict };
+  return { report, rejectsWriter, sink, ctx };
 }
 
 export function runStep(
@@ -424,7 +446,15 @@ export function withSystemPrompt(row: DataRow, out: DataConfig['output']): DataR
 // Steps from the config
 
 /** The configured steps in pipeline order (up to and including near-dedup). */
-export function buildSteps(cfg: DataConfig, opts: { bandsOut?: string; countTokens?: TokenCounter } = {}): Step[] {
+export function buildSteps(
+  cfg: DataConfig,
+  opts: {
+    bandsOut?: string;
+    countTokens?: TokenCounter;
+    /** Shards only tag near-duplicates: the merge decides every cluster over all shards' rows. */
+    markNear?: boolean;
+  } = {},
+): Step[] {
   const steps: Step[] = [];
   if (cfg.normalize !== false && cfg.normalize.enabled) steps.push(normalizeStep(cfg.normalize));
   if (cfg.filters) steps.push(qualityFilterStep(cfg.filters));
@@ -433,7 +463,13 @@ export function buildSteps(cfg: DataConfig, opts: { bandsOut?: string; countToke
   if (cfg.dedup.exact) steps.push(exactDedupStep(cfg.dedup.exact));
   if (cfg.dedup.boilerplate) steps.push(boilerplateStep(cfg.dedup.boilerplate));
   if (cfg.dedup.near)
-    steps.push(nearDedupStep({ ...cfg.dedup.near, bands_out: opts.bandsOut ?? cfg.dedup.near.bands_out }));
+    steps.push(
+      nearDedupStep({
+        ...cfg.dedup.near,
+        action: opts.markNear ? 'mark' : cfg.dedup.near.action,
+        bands_out: opts.bandsOut ?? cfg.dedup.near.bands_out,
+      }),
+    );
   return steps;
 }
 
@@ -552,8 +588,12 @@ async function writeOutputs(
       report.rowOut('split');
       const written = withSystemPrompt(row, cfg.output);
       const obj = exportRow(written, fmt);
-      // dup_cluster only served the split; it is an internal id, not data.
-      if (isRecord(obj.meta) && cfg.output.keep_meta !== true) delete obj.meta.dup_cluster;
+      // dup_cluster(_size) only served the split (near-dedup sets them after the format step's keep_meta): with
+      // keep_meta a list or false, only the listed fields reach the output.
+      if (isRecord(obj.meta) && cfg.output.keep_meta !== true) {
+        const keep = cfg.output.keep_meta === false ? [] : cfg.output.keep_meta;
+        for (const k of ['dup_cluster', 'dup_cluster_size']) if (!keep.includes(k)) delete obj.meta[k];
+      }
       await writers[s].write(`${JSON.stringify(obj)}\n`);
       splitCounts[s]!++;
       if (written.label !== undefined) {
@@ -663,6 +703,20 @@ export function planDataPipeline(config: string | DataConfigInput, opts: RunData
   };
 }
 
+/**
+ * The near-dedup index is the one part whose memory grows with the corpus: its estimate (from the input files'
+ * line counts) is printed before any row is read, and kept for report.json.
+ */
+function announceLshEstimate(r: Resolved, files: string[], report: RunReportBuilder, opts: RunDataOptions): void {
+  if (!r.cfg.dedup.near) return;
+  const est = estimateLshMemory(
+    files.reduce((a, f) => a + estimateRows(f), 0),
+    r.cfg.dedup.near,
+  );
+  report.setLshEstimate(est, 'near_dedup');
+  if (!opts.quiet) (opts.progressStream ?? process.stderr).write(`near-dedup index: about ${est.text} (estimated)\n`);
+}
+
 /** Runs a data.yaml (path) or a config object end to end. */
 export async function runDataPipeline(
   config: string | DataConfigInput,
@@ -690,23 +744,15 @@ export async function runDataPipeline(
   }
   clearOutputs(r.outDir);
   mkdirSync(r.outDir, { recursive: true });
-  if (r.cfg.dedup.near && !opts.quiet) {
-    const rows = allFiles.reduce((a, f) => a + estimateRows(f), 0);
-    (opts.progressStream ?? process.stderr).write(
-      `near-dedup index: about ${estimateLshMemory(rows, r.cfg.dedup.near).text} (estimated)\n`,
-    );
-  }
   const tmpDir = join(r.outDir, `.tmp-${process.pid}`);
   mkdirSync(tmpDir, { recursive: true });
-  const report = new RunReportBuilder();
-  const rejectsWriter = new AtomicWriter(join(r.outDir, 'rejects.jsonl'));
-  const sink = new RejectSink(rejectsWriter, report);
-  const ctx: StepContext = {
-    reject: (x) => sink.push(x),
-    count: (k, n) => report.count(k, n),
+  const { report, rejectsWriter, sink, ctx } = rejectContext(
+    join(r.outDir, 'rejects.jsonl'),
     tmpDir,
-    strict: opts.strict ?? false,
-  };
+    opts.strict ?? false,
+    rejectMasker(r.cfg.pii),
+  );
+  announceLshEstimate(r, allFiles, report, opts);
   const progress = makeProgress(opts, `data ${r.name}`);
   const state: SourceState = {
     rows: 0,
@@ -766,16 +812,19 @@ async function runShard(
   mkdirSync(paths.dir, { recursive: true });
   const tmpDir = join(paths.dir, `.tmp-${process.pid}`);
   mkdirSync(tmpDir, { recursive: true });
-  const report = new RunReportBuilder();
-  const rejectsWriter = new AtomicWriter(join(paths.dir, 'rejects.jsonl'));
-  const rowsWriter = new AtomicWriter(paths.rows);
-  const sink = new RejectSink(rejectsWriter, report);
-  const ctx: StepContext = {
-    reject: (x) => sink.push(x),
-    count: (k, n) => report.count(k, n),
+  const { report, rejectsWriter, sink, ctx } = rejectContext(
+    join(paths.dir, 'rejects.jsonl'),
     tmpDir,
-    strict: opts.strict ?? false,
-  };
+    opts.strict ?? false,
+    rejectMasker(r.cfg.pii),
+  );
+  announceLshEstimate(
+    r,
+    plan.flatMap((p) => p.files),
+    report,
+    opts,
+  );
+  const rowsWriter = new AtomicWriter(paths.rows);
   const progress = makeProgress(opts, `data ${r.name} shard ${spec.index}/${spec.count}`);
   const files = plan.flatMap((p) => p.files);
   const state: SourceState = {
@@ -786,6 +835,10 @@ async function runShard(
   };
   // Band keys are written by near-dedup into a temp name and renamed with the rest.
   const bandsTmp = `${paths.bands}.${process.pid}.tmp`;
+  // Exact keys of the rows exact dedup kept: the merge drops cross-shard exact copies before near dedup with them.
+  rmSync(paths.exact, { force: true });
+  const exactCfg = r.cfg.dedup.exact;
+  const exactWriter = exactCfg && r.cfg.dedup.near ? new AtomicWriter(paths.exact) : undefined;
   let n = 0;
   try {
     report.declare('ingest');
@@ -796,13 +849,23 @@ async function runShard(
       sink,
     );
     const countTokens = await tokenCounterOf(r);
-    for (const step of buildSteps(r.cfg, { bandsOut: bandsTmp, countTokens }))
-      rows = runStep(step, rows, ctx, report, sink);
+    // Near-duplicates are only tagged here: a row this shard would drop may be the keeper once the other shards'
+    // rows (and the cross-shard exact copies the merge removes first) are known, so the merge decides them all.
+    for (const step of buildSteps(r.cfg, { bandsOut: bandsTmp, countTokens, markNear: true })) {
+      rows = runStep(
+        exactWriter && exactCfg && step.name === 'exact_dedup' ? recordExactKeys(step, exactCfg, exactWriter) : step,
+        rows,
+        ctx,
+        report,
+        sink,
+      );
+    }
     for await (const row of rows) {
       await rowsWriter.write(`${JSON.stringify(row)}\n`);
       n++;
     }
     await sink.flush();
+    await exactWriter?.commit();
     await rowsWriter.commit();
     await rejectsWriter.commit();
     if (existsSync(bandsTmp)) {
@@ -835,10 +898,56 @@ async function runShard(
   } catch (e) {
     await rowsWriter.abort();
     await rejectsWriter.abort();
+    await exactWriter?.abort();
     rmSync(bandsTmp, { force: true });
     throw e;
   } finally {
     rmSync(tmpDir, { recursive: true, force: true });
+  }
+}
+
+/** Passes a shard's exact-dedup step through, writing `{"id","key"}` for every row it keeps (for the merge). */
+function recordExactKeys(step: Step, cfg: Exclude<DataConfig['dedup']['exact'], false>, out: AtomicWriter): Step {
+  return {
+    name: step.name,
+    async *run(rows, ctx) {
+      for await (const row of step.run(rows, ctx)) {
+        await out.write(`${JSON.stringify({ id: row.id, key: hash53(exactKey(rowText(row), cfg)) })}\n`);
+        yield row;
+      }
+    },
+  };
+}
+
+/** Input files as rows name them (`source.file`), in the order a single run reads them; undefined if unknown. */
+function mergeFileOrder(r: Resolved): string[] | undefined {
+  try {
+    return planFiles(r.cfg, r.baseDir).flatMap((p) =>
+      p.files.flatMap((f) =>
+        // Rows of a LLaMA-Factory registry name its data files, not the registry.
+        p.input.formatting === 'llamafactory' ? registryDatasetFiles(f, p.input.datasets) : [shownPath(f, r.baseDir)],
+      ),
+    );
+  } catch (e) {
+    // The merge machine may not see the raw inputs; then files are ordered by path.
+    if (e instanceof LoomError && e.code === 'INPUT_NOT_FOUND') return undefined;
+    throw e;
+  }
+}
+
+/** Lines of a file, read in 1 MiB chunks (band files can be large). */
+function countLines(path: string): number {
+  if (!existsSync(path)) return 0;
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    let n = 0;
+    for (let got = readSync(fd, buf); got > 0; got = readSync(fd, buf)) {
+      for (let i = 0; i < got; i++) if (buf[i] === 10) n++;
+    }
+    return n;
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -862,15 +971,12 @@ export async function mergeDataShards(
   clearOutputs(r.outDir);
   const tmpDir = join(r.outDir, `.tmp-${process.pid}`);
   mkdirSync(tmpDir, { recursive: true });
-  const report = new RunReportBuilder();
-  const rejectsWriter = new AtomicWriter(join(r.outDir, 'rejects.jsonl'));
-  const sink = new RejectSink(rejectsWriter, report);
-  const ctx: StepContext = {
-    reject: (x) => sink.push(x),
-    count: (k, n) => report.count(k, n),
+  // Shard rejects were masked by the shards.
+  const { report, rejectsWriter, sink, ctx } = rejectContext(
+    join(r.outDir, 'rejects.jsonl'),
     tmpDir,
-    strict: opts.strict ?? false,
-  };
+    opts.strict ?? false,
+  );
   try {
     // Shard rejects and step counts first, so the report covers the whole job.
     const shardSteps = new Map<string, StepReport>();
@@ -899,24 +1005,56 @@ export async function mergeDataShards(
     }
     const merged = join(tmpDir, 'merged.jsonl');
     const mergedRejects = join(tmpDir, 'merge-rejects.jsonl');
+    // The order a single run reads the files in: rows are interleaved back into it, so that keep-first dedup and
+    // the split (which assigns rows in stream order) give the same outputs as one run.
+    const fileOrder = mergeFileOrder(r);
     if (r.cfg.dedup.near) {
+      const bandRows = inputs.reduce((a, s) => a + countLines(s.bands), 0);
+      if (!opts.quiet) {
+        (opts.progressStream ?? process.stderr).write(
+          `near-dedup merge index: about ${estimateLshMemory(bandRows, r.cfg.dedup.near).text} (estimated)\n`,
+        );
+      }
+      report.setLshEstimate(estimateLshMemory(bandRows, r.cfg.dedup.near), 'near_dedup_merge');
       report.declare('near_dedup_merge');
-      const sum = await runShardMerge({ inputs, out: merged, rejects: mergedRejects, nearDedup: r.cfg.dedup.near });
+      const sum = await runShardMerge({
+        inputs,
+        out: merged,
+        rejects: mergedRejects,
+        nearDedup: r.cfg.dedup.near,
+        fileOrder,
+      });
       for (let i = 0; i < sum.rows_in; i++) report.rowIn('near_dedup_merge');
       for (let i = 0; i < sum.rows_out; i++) report.rowOut('near_dedup_merge');
       for await (const rec of jsonLines(mergedRejects)) sink.push(rec as RejectRecord);
     }
     report.declare('merge');
-    const rows = (async function* () {
-      const files = r.cfg.dedup.near ? [merged] : inputs.map((s) => s.rows);
-      for (const f of files) {
-        for await (const v of jsonLines(f)) {
-          report.rowIn('merge');
-          report.rowOut('merge', v as DataRow);
-          yield v as DataRow;
-        }
+    let rows: AsyncIterable<DataRow> = (async function* () {
+      const ordered = r.cfg.dedup.near
+        ? (async function* () {
+            for await (const v of jsonLines(merged)) yield v as DataRow;
+          })()
+        : (async function* () {
+            const rank = fileRanks(fileOrder ?? [], fileOrder);
+            for await (const { row } of rowsInFileOrder(
+              inputs.map((s) => s.rows),
+              rank,
+            ))
+              yield row;
+          })();
+      for await (const row of ordered) {
+        report.rowIn('merge');
+        report.rowOut('merge', row);
+        yield row;
       }
     })();
+    // Exact duplicates in different shards survive the shards' own exact dedup; keep-first over the merged
+    // stream (in single-run order) drops the same copies a single run drops.
+    if (r.cfg.dedup.exact) {
+      const exact = exactDedupStep(r.cfg.dedup.exact);
+      const mergeCtx: StepContext = { ...ctx, reject: (x) => ctx.reject({ ...x, step: 'exact_dedup_merge' }) };
+      rows = runStep({ ...exact, name: 'exact_dedup_merge' }, rows, mergeCtx, report, sink);
+    }
     const hash = createHash('sha256').update(JSON.stringify(r.cfg)).digest('hex').slice(0, 16);
     return await writeOutputs(r, rows, ctx, report, sink, rejectsWriter, t0, inputsShown, `merge-${hash}`);
   } catch (e) {

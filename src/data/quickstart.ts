@@ -15,7 +15,7 @@ export async function dataStage(outDir: string): Promise<{ stage: string; summar
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
   const summary = [
-    `${c.input} raw records (zh/en FAQ exports incl. a GBK CSV, chat logs, ABCD, CrossWOZ) → ${c.output} clean chats (${splits})`,
+    `${c.input} raw records (zh/en FAQ exports incl. a GBK CSV, a help-center JSON export, live-chat logs) → ${c.output} clean chats (${splits})`,
     `${c.dropped} dropped (malformed ${c.malformed}, duplicates, junk, broken conversations), ${c.changed} changed (normalised, PII masked)${r.status === 'up-to-date' ? ' [up to date]' : ''}`,
   ].join('\n');
   return { stage: 'data', summary, outputs: Object.values(r.outputs) };

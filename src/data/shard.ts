@@ -82,12 +82,20 @@ export interface ShardPaths {
   dir: string;
   rows: string;
   bands: string;
+  /** Exact-dedup keys of the rows the shard's exact dedup kept (`{"id","key"}` lines), when exact dedup ran. */
+  exact: string;
   done: string;
 }
 
 export function shardPaths(dir: string, spec: ShardSpec): ShardPaths {
   const d = join(dir, `shard-${pad(spec.index)}-of-${pad(spec.count)}`);
-  return { dir: d, rows: join(d, 'rows.jsonl'), bands: join(d, 'bands.jsonl'), done: join(d, 'DONE') };
+  return {
+    dir: d,
+    rows: join(d, 'rows.jsonl'),
+    bands: join(d, 'bands.jsonl'),
+    exact: join(d, 'exact.jsonl'),
+    done: join(d, 'DONE'),
+  };
 }
 
 /** Written last by a shard job; a shard without it is treated as not finished (re-run it). */
@@ -101,6 +109,12 @@ export function markShardDone(dir: string, spec: ShardSpec, info: Record<string,
 export interface ShardInput {
   rows: string;
   bands: string;
+  /**
+   * `{"id","key"}` lines: the exact-dedup key of every row the shard's exact dedup kept. With these the merge
+   * drops cross-shard exact duplicates *before* building the LSH index, as a single run does (exact dedup runs
+   * before near dedup), so clusters, keepers and cluster sizes match a single run.
+   */
+  exact?: string;
 }
 
 /** All shard outputs under `dir`, in shard order. Throws naming the shards that are missing or unfinished. */
@@ -122,7 +136,7 @@ export function listShardOutputs(dir: string): ShardInput[] {
   for (let i = 0; i < count; i++) {
     const p = shardPaths(dir, { index: i, count });
     if (!existsSync(p.done) || !existsSync(p.rows) || !existsSync(p.bands)) missing.push(i);
-    else out.push({ rows: p.rows, bands: p.bands });
+    else out.push({ rows: p.rows, bands: p.bands, exact: existsSync(p.exact) ? p.exact : undefined });
   }
   if (missing.length > 0) {
     throw new LoomError('INPUT_NOT_FOUND', `shards not finished: ${missing.map((i) => `${i}/${count}`).join(', ')}`, {
@@ -160,11 +174,28 @@ export interface MergeSummary {
   clusters: number;
   band_records: number;
   rows_without_bands: number;
+  /** Rows dropped as exact duplicates of a row in another shard (needs the shards' `exact` files). */
+  dropped_exact: number;
+}
+
+function emptyMergeSummary(): MergeSummary {
+  return {
+    shards: 0,
+    rows_in: 0,
+    rows_out: 0,
+    dropped: 0,
+    dropped_cross_shard: 0,
+    clusters: 0,
+    band_records: 0,
+    rows_without_bands: 0,
+    dropped_exact: 0,
+  };
 }
 
 /**
- * Cross-shard near-dedup: builds one LSH index over every shard's band records, then streams the shards' rows,
- * yielding kept rows (cluster tags updated to the global cluster) and passing dropped ones to `reject`.
+ * Cross-shard near-dedup: builds one LSH index over every shard's band records, then streams the shards' rows
+ * interleaved back into single-run order (`rowsInFileOrder`), yielding kept rows (cluster tags updated to the
+ * global cluster) and passing dropped ones to `reject`.
  */
 export async function* mergeShards(
   inputs: readonly ShardInput[],
@@ -184,7 +215,16 @@ export async function* mergeShards(
   const hasKeys: boolean[] = [];
   // With verify, signatures travel in the band files so cross-shard candidates are checked like local ones.
   let sigs = cfg.verify ? new Int32Array(1024 * cfg.num_perm) : undefined;
+  const useExact = inputs.length > 0 && inputs.every((x) => x.exact !== undefined);
+  const exactKeys: number[] = [];
   for (let s = 0; s < inputs.length; s++) {
+    // One shard's id → exact key map at a time; the keys then sit in a flat array beside the band records.
+    const exactOfId = new Map<string, number>();
+    if (useExact) {
+      for await (const { value } of jsonLines<{ id: string; key: number }>(inputs[s]!.exact!)) {
+        exactOfId.set(value.id, value.key);
+      }
+    }
     for await (const { value: r, line } of jsonLines<BandRecord>(inputs[s]!.bands)) {
       if (r.keys && r.keys.length !== cfg.bands) {
         throw new LoomError(
@@ -200,6 +240,7 @@ export async function* mergeShards(
       const i = ids.length;
       ids.push(r.id);
       shardOf.push(s);
+      exactKeys.push(exactOfId.get(r.id) ?? Number.NaN);
       let f = files.get(r.file);
       if (f === undefined) files.set(r.file, (f = files.size));
       fileIdx.push(f);
@@ -260,14 +301,24 @@ export async function* mergeShards(
     numPerm: cfg.num_perm,
     verifyThreshold: cfg.verify ? cfg.threshold : undefined,
   });
+  // Cross-shard exact duplicates (first copy in single-run order wins) stay out of the index, as in a single run.
+  const exactFirst = new Map<number, number>();
+  const exactDupOf = new Int32Array(n).fill(-1);
   for (let p = 0; p < n; p++) {
     const i = order[p]!;
     posOf[i] = p;
+    const ek = exactKeys[i]!;
+    if (!Number.isNaN(ek)) {
+      const first = exactFirst.get(ek);
+      if (first !== undefined) exactDupOf[i] = first;
+      else exactFirst.set(ek, i);
+    }
     index.add(
-      hasKeys[i] ? keys.subarray(i * cfg.bands, (i + 1) * cfg.bands) : null,
+      hasKeys[i] && exactDupOf[i] === -1 ? keys.subarray(i * cfg.bands, (i + 1) * cfg.bands) : null,
       sigs?.subarray(i * cfg.num_perm, (i + 1) * cfg.num_perm),
     );
   }
+  exactFirst.clear();
   keys = new Float64Array(0);
   sigs = undefined;
   const byKey = new Map<string, number>();
@@ -289,55 +340,113 @@ export async function* mergeShards(
     (p) => present[p] === 1,
   );
 
-  const sum: MergeSummary = summary ?? {
-    shards: 0,
-    rows_in: 0,
-    rows_out: 0,
-    dropped: 0,
-    dropped_cross_shard: 0,
-    clusters: 0,
-    band_records: 0,
-    rows_without_bands: 0,
-  };
+  const sum: MergeSummary = summary ?? emptyMergeSummary();
   sum.shards = inputs.length;
   sum.clusters = d.clusters;
   sum.band_records = n;
-  for (let s = 0; s < inputs.length; s++) {
-    for await (const { value: row } of jsonLines<DataRow>(inputs[s]!.rows)) {
-      sum.rows_in++;
-      const i = byKey.get(`${s}\u0000${row.id}`);
-      if (i === undefined) {
-        sum.rows_without_bands++;
-        sum.rows_out++;
-        yield row;
-        continue;
-      }
-      const p = posOf[i]!;
-      const size = d.size[p]!;
-      const keeper = order[d.keeper[p]!]!;
-      if (size < 2 || keeper === i || cfg.action === 'mark') {
-        if (size >= 2) row.meta = { ...(row.meta ?? {}), dup_cluster: ids[keeper], dup_cluster_size: size };
-        else if (row.meta && 'dup_cluster' in row.meta) {
-          const { dup_cluster: _c, dup_cluster_size: _s, ...rest } = row.meta;
-          row.meta = rest;
-        }
-        sum.rows_out++;
-        yield row;
-        continue;
-      }
+  const rankOf = fileRanks([...fileNames, ...(fileOrder ?? [])], fileOrder);
+  for await (const { shard: s, row } of rowsInFileOrder(
+    inputs.map((x) => x.rows),
+    rankOf,
+  )) {
+    sum.rows_in++;
+    const i = byKey.get(`${s}\u0000${row.id}`);
+    if (i === undefined) {
+      sum.rows_without_bands++;
+      sum.rows_out++;
+      yield row;
+      continue;
+    }
+    if (exactDupOf[i]! >= 0) {
+      const first = exactDupOf[i]!;
       sum.dropped++;
-      const cross = shardOf[keeper] !== s;
-      if (cross) sum.dropped_cross_shard++;
+      sum.dropped_exact++;
+      if (shardOf[first] !== s) sum.dropped_cross_shard++;
       reject({
         step: 'near_dedup_merge',
-        reason: 'near_duplicate',
+        reason: 'exact_duplicate',
         action: 'dropped',
         source: row.source,
         row,
-        duplicate_of: ids[keeper],
-        detail: { cluster: ids[keeper], cluster_size: size, keeper_shard: shardOf[keeper], cross_shard: cross },
+        duplicate_of: ids[first],
+        detail: { keeper_shard: shardOf[first], cross_shard: shardOf[first] !== s },
       });
+      continue;
     }
+    const p = posOf[i]!;
+    const size = d.size[p]!;
+    const keeper = order[d.keeper[p]!]!;
+    if (size < 2 || keeper === i || cfg.action === 'mark') {
+      if (size >= 2) row.meta = { ...(row.meta ?? {}), dup_cluster: ids[keeper], dup_cluster_size: size };
+      else if (row.meta && 'dup_cluster' in row.meta) {
+        const { dup_cluster: _c, dup_cluster_size: _s, ...rest } = row.meta;
+        row.meta = rest;
+      }
+      sum.rows_out++;
+      yield row;
+      continue;
+    }
+    sum.dropped++;
+    const cross = shardOf[keeper] !== s;
+    if (cross) sum.dropped_cross_shard++;
+    reject({
+      step: 'near_dedup_merge',
+      reason: 'near_duplicate',
+      action: 'dropped',
+      source: row.source,
+      row,
+      duplicate_of: ids[keeper],
+      detail: { cluster: ids[keeper], cluster_size: size, keeper_shard: shardOf[keeper], cross_shard: cross },
+    });
+  }
+}
+
+/** Rank of each input file in a single run's reading order (`fileOrder` first, then the others sorted). */
+export function fileRanks(files: Iterable<string>, fileOrder?: readonly string[]): Map<string, number> {
+  const given = new Map((fileOrder ?? []).map((f, k) => [f, k] as const));
+  const names = [...new Set(files)].sort((a, b) => {
+    const ga = given.get(a) ?? Number.POSITIVE_INFINITY;
+    const gb = given.get(b) ?? Number.POSITIVE_INFINITY;
+    return (ga === gb ? 0 : ga - gb) || (a < b ? -1 : a > b ? 1 : 0);
+  });
+  return new Map(names.map((n, i) => [n, i] as const));
+}
+
+/**
+ * The rows of several shards' rows files interleaved back into the order of one run over all files: each shard
+ * holds its files' rows in (file, line) order, so a k-way merge on (file rank, line, shard) restores the global
+ * order. Files missing from `rank` sort after the ranked ones, by name. The split assigns rows in stream order,
+ * so this is what makes a sharded job's train/validation/test identical to a single run's.
+ */
+export async function* rowsInFileOrder(
+  paths: readonly string[],
+  rank: ReadonlyMap<string, number>,
+): AsyncGenerator<{ shard: number; row: DataRow }> {
+  const its = paths.map((p) => jsonLines<DataRow>(p)[Symbol.asyncIterator]());
+  const heads = await Promise.all(its.map((it) => it.next()));
+  const before = (a: DataRow, b: DataRow): boolean => {
+    const fa = a.source?.file ?? '';
+    const fb = b.source?.file ?? '';
+    if (fa !== fb) {
+      const ra = rank.get(fa) ?? Number.POSITIVE_INFINITY;
+      const rb = rank.get(fb) ?? Number.POSITIVE_INFINITY;
+      if (ra !== rb) return ra < rb;
+      return fa < fb;
+    }
+    return (a.source?.line ?? 0) < (b.source?.line ?? 0);
+  };
+  for (;;) {
+    let best = -1;
+    for (let s = 0; s < heads.length; s++) {
+      const h = heads[s]!;
+      if (h.done) continue;
+      if (best < 0 || before(h.value.value, (heads[best] as IteratorYieldResult<{ value: DataRow }>).value.value)) {
+        best = s;
+      }
+    }
+    if (best < 0) return;
+    yield { shard: best, row: (heads[best] as IteratorYieldResult<{ value: DataRow }>).value.value };
+    heads[best] = await its[best]!.next();
   }
 }
 
@@ -364,16 +473,7 @@ export async function runShardMerge(opts: ShardMergeOptions): Promise<MergeSumma
   const out = new AtomicWriter(opts.out);
   const rej = new AtomicWriter(opts.rejects ?? `${opts.out.replace(/\.jsonl$/, '')}.rejects.jsonl`);
   const pendingRejects: string[] = [];
-  const summary: MergeSummary = {
-    shards: 0,
-    rows_in: 0,
-    rows_out: 0,
-    dropped: 0,
-    dropped_cross_shard: 0,
-    clusters: 0,
-    band_records: 0,
-    rows_without_bands: 0,
-  };
+  const summary = emptyMergeSummary();
   try {
     for await (const row of mergeShards(
       inputs,

@@ -13,15 +13,15 @@ import type { exactDedupConfig, nearDedupConfig, splitConfig } from '../config/d
 import { validateConfig } from '../config/load.ts';
 import { AtomicWriter } from '../core/atomic.ts';
 import { Progress } from '../core/progress.ts';
-import type { DataRow } from '../core/types.ts';
+import type { DataRow, RejectRecord } from '../core/types.ts';
 import { exactDedupStep } from './dedup/exact.ts';
 import { nearDedupStep } from './dedup/near.ts';
 import { qualityFilterStep } from './filters/index.ts';
 import { toCanonical } from './formats/canonical.ts';
 import { loadTokenCounter } from './lint.ts';
 import { normalizeStep } from './normalize.ts';
-import { piiStep } from './pii.ts';
-import { countOut, planFiles, RejectSink, runStep, type SourceState, sourceRows } from './pipeline.ts';
+import { piiStep, rejectMasker } from './pii.ts';
+import { countOut, planFiles, rejectContext, runStep, type SourceState, sourceRows } from './pipeline.ts';
 import { type DataReport, DatasetStatsBuilder, RunReportBuilder, writeReport } from './report/index.ts';
 import { assignSplits, SPLITS, type SplitName } from './split.ts';
 import type { Step, StepContext } from './step.ts';
@@ -55,22 +55,25 @@ function inputConfig(o: TaskInputOptions): DataInputConfig {
 }
 
 /** Runs steps over input files and writes the kept rows (canonical JSONL) and `<out>.rejects.jsonl`. */
-async function runTask(name: string, o: TaskInputOptions, steps: Step[], out: string): Promise<TaskResult> {
+async function runTask(
+  name: string,
+  o: TaskInputOptions,
+  steps: Step[],
+  out: string,
+  maskRejects?: (r: RejectRecord) => RejectRecord,
+): Promise<TaskResult> {
   const baseDir = process.cwd();
   const plan = planFiles({ inputs: [inputConfig(o)] }, baseDir);
   const outPath = resolve(out);
   const rejectsPath = outPath.replace(/(\.jsonl)?$/, '.rejects.jsonl');
   const tmpDir = mkdtempSync(join(tmpdir(), 'loom-data-'));
-  const report = new RunReportBuilder();
-  const rejects = new AtomicWriter(rejectsPath);
   const writer = new AtomicWriter(outPath);
-  const sink = new RejectSink(rejects, report);
-  const ctx: StepContext = {
-    reject: (r) => sink.push(r),
-    count: (k, n) => report.count(k, n),
-    tmpDir,
-    strict: o.strict ?? false,
-  };
+  const {
+    report,
+    rejectsWriter: rejects,
+    sink,
+    ctx,
+  } = rejectContext(rejectsPath, tmpDir, o.strict ?? false, maskRejects);
   const progress = new Progress({ label: `data ${name}`, unit: 'rows', silent: o.quiet || undefined });
   const state: SourceState = { rows: 0, bytesDone: 0, totalBytes: 0, files: [] };
   const stats = new DatasetStatsBuilder();
@@ -128,7 +131,7 @@ export async function cleanDataset(o: CleanOptions): Promise<TaskResult> {
   if (o.normalize !== false) steps.push(normalizeStep(normalizeConfig.parse(o.normalize ?? {})));
   if (o.filters !== false) steps.push(qualityFilterStep(o.filters ?? {}));
   if (o.pii !== false) steps.push(piiStep(o.pii ?? {}));
-  return runTask('clean', o, steps, o.output);
+  return runTask('clean', o, steps, o.output, o.pii === false ? undefined : rejectMasker(o.pii ?? {}));
 }
 
 export interface DedupOptions extends TaskInputOptions {
@@ -159,15 +162,12 @@ export async function splitDataset(
   const outDir = resolve(o.outDir);
   mkdirSync(outDir, { recursive: true });
   const tmpDir = mkdtempSync(join(tmpdir(), 'loom-split-'));
-  const report = new RunReportBuilder();
-  const rejects = new AtomicWriter(join(outDir, 'rejects.jsonl'));
-  const sink = new RejectSink(rejects, report);
-  const ctx: StepContext = {
-    reject: (r) => sink.push(r),
-    count: (k, n) => report.count(k, n),
-    tmpDir,
-    strict: o.strict ?? false,
-  };
+  const {
+    report,
+    rejectsWriter: rejects,
+    sink,
+    ctx,
+  } = rejectContext(join(outDir, 'rejects.jsonl'), tmpDir, o.strict ?? false);
   const writers = Object.fromEntries(SPLITS.map((s) => [s, new AtomicWriter(join(outDir, `${s}.jsonl`))])) as Record<
     SplitName,
     AtomicWriter

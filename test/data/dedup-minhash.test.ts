@@ -114,12 +114,16 @@ describe('hashing and memory estimate', () => {
 
   it('estimates LSH memory from the table layout', () => {
     // 1,000,000 rows: table capacity = 2^21 slots (first power of two >= 2,000,000) x 12 B x 14 bands
-    // = 352,321,536 B; + 4 (union-find) + 16 (keep policy) + 56 (id) B per row = 76,000,000 B.
+    // = 352,321,536 B; union-find 2^20 rows (first power of two >= 1,000,000) x 4 B; + 16 (keep policy) + 56 (id)
+    // B per row = 72,000,000 B.
     const e = estimateLshMemory(1_000_000);
     assert.equal(e.breakdown.band_tables, 2 ** 21 * 12 * 14);
-    assert.equal(e.bytes, 2 ** 21 * 12 * 14 + 76_000_000);
+    assert.equal(e.bytes, 2 ** 21 * 12 * 14 + 2 ** 20 * 4 + 72_000_000);
+    // Signatures are allocated for 1,024 rows at first, then doubled.
     const v = estimateLshMemory(1000, { bands: 14, num_perm: 112, verify: true });
-    assert.equal(v.breakdown.signatures, 1000 * 112 * 4);
+    assert.equal(v.breakdown.signatures, 1024 * 112 * 4);
+    // Small inputs: the initial 2,048-slot tables dominate, and the estimate still bounds the real index.
+    assert.equal(estimateLshMemory(10).breakdown.band_tables, 2048 * 12 * 14);
     assert.match(e.text, /MiB for 1,000,000 rows/);
   });
 });

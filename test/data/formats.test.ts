@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -13,6 +13,7 @@ import { readJsonRecords, topLevelElementLines } from '../../src/data/formats/io
 import {
   readRegistry,
   readRegistryDatasets,
+  registryDatasetFiles,
   registryEntryFor,
   writeRegistry,
 } from '../../src/data/formats/llamafactory.ts';
@@ -330,6 +331,26 @@ describe('LLaMA-Factory dataset_info.json', () => {
     assert.equal(byName.get('custom_tags')?.length, 1);
     // The broken JSONL line and the unknown speaker are reported with their lines, not lost.
     assert.deepEqual(errors.sort(), ['custom_tags:2', 'support_openai:2']);
+  });
+
+  test('num_samples caps one dataset only; a folder dataset gives each file its own ids', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loom-lf-'));
+    mkdirSync(join(dir, 'parts'));
+    const rec = (t: string) => JSON.stringify({ instruction: t, output: 'ok' });
+    writeFileSync(join(dir, 'a.jsonl'), `${rec('a1')}\n${rec('a2')}\n${rec('a3')}\n`);
+    writeFileSync(join(dir, 'parts', '1.jsonl'), `${rec('p1')}\n`);
+    writeFileSync(join(dir, 'parts', '2.jsonl'), `${rec('p2')}\n`);
+    writeFileSync(
+      join(dir, 'dataset_info.json'),
+      JSON.stringify({ first: { file_name: 'a.jsonl', num_samples: 2 }, folder: { file_name: 'parts' } }),
+    );
+    const ids: string[] = [];
+    for await (const it of readRegistryDatasets(join(dir, 'dataset_info.json'))) if ('row' in it) ids.push(it.row.id);
+    assert.deepEqual(ids, ['first:1', 'first:2', 'folder:1.jsonl:1', 'folder:2.jsonl:1']);
+    assert.deepEqual(
+      registryDatasetFiles(join(dir, 'dataset_info.json')).map((f) => f.split(/[\\/]/).slice(-2).join('/')),
+      [`${dir.split(/[\\/]/).pop()}/a.jsonl`, 'parts/1.jsonl', 'parts/2.jsonl'],
+    );
   });
 
   test('hub datasets are refused (no network), unknown names list the known ones', async () => {

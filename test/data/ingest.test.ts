@@ -177,6 +177,39 @@ describe('ingest: CSV / TSV', () => {
     );
   });
 
+  it('reports a line with stray quotes once, in words, and an unclosed quote as one record to the end', async () => {
+    // The example's broken export line (three quotes, last line): csv-parse raises three errors for it and quotes
+    // one byte of 银 as Latin-1 ("é"); it must be one malformed record with a readable reason.
+    write('q1.csv', '问题,答案\n好的,ok\n"付款时提示"银行卡异常"怎么办？,请更换银行卡\n');
+    const one = await collect(['q1.csv']);
+    assert.deepEqual(
+      one.rows.map((r) => r.id),
+      ['q1.csv:2'],
+    );
+    assert.deepEqual(
+      one.bad.map((b) => [b.line, b.raw]),
+      [[3, '"付款时提示"银行卡异常"怎么办？,请更换银行卡']],
+    );
+    assert.match(one.bad[0]!.reason, /^bad CSV: a quote inside a quoted field is not doubled/);
+    // Stray quotes mid-file: the next line survives; an unclosed quote swallows the rest as one record.
+    write('q2.csv', '问题,答案\n"付款时提示"银行卡异常"怎么办？",请更换银行卡\n好的,ok\n"未闭合,x\n最后,y\n');
+    const two = await collect(['q2.csv']);
+    assert.deepEqual(
+      two.rows.map((r) => r.id),
+      ['q2.csv:3'],
+    );
+    assert.deepEqual(
+      two.bad.map((b) => [b.line, b.raw]),
+      [
+        [2, '"付款时提示"银行卡异常"怎么办？",请更换银行卡'],
+        [4, '"未闭合,x\n最后,y'],
+      ],
+    );
+    assert.match(two.bad[1]!.reason, /never closed .*line 5/);
+    // No Latin-1 rendering of UTF-8 bytes in any reason.
+    for (const b of [...one.bad, ...two.bad]) assert.doesNotMatch(b.reason, /[\u0080-\u00ff]/);
+  });
+
   it('reads TSV and parses JSON messages cells', async () => {
     write('t.tsv', 'messages\tlabel\n[{"role":"user","content":"你好"}]\tzh\n');
     const { rows } = await collect(['t.tsv']);
@@ -310,6 +343,30 @@ describe('ingest: compression, parquet, text formats', () => {
     const r = await collect([join(FIX, 'corrupt.jsonl.gz'), join(FIX, 'rows.jsonl')]);
     assert.ok(r.bad.some((b) => /unreadable input/.test(b.reason) && b.file.endsWith('corrupt.jsonl.gz')));
     assert.ok(r.rows.some((x) => x.source.file.endsWith('rows.jsonl')));
+  });
+
+  it('reports a truncated .zst stream and a file that is not Parquet, then reads on', async () => {
+    // Zstandard magic 28 B5 2F FD followed by a frame header that ends too early.
+    write('cut.jsonl.zst', new Uint8Array([0x28, 0xb5, 0x2f, 0xfd, 0x24, 0x10, 0x01]));
+    write('not.parquet', 'id,text\n1,this is CSV\n');
+    write('fine.jsonl', '{"text":"ok"}\n');
+    const r = await collect(['cut.jsonl.zst', 'not.parquet', 'fine.jsonl']);
+    assert.deepEqual(
+      r.bad.map((b) => [b.file, b.line]),
+      [
+        ['cut.jsonl.zst', 1],
+        ['not.parquet', 1],
+      ],
+    );
+    assert.match(r.bad[0]!.reason, /unreadable input/);
+    assert.match(r.bad[1]!.reason, /unreadable Parquet file/);
+    assert.deepEqual(
+      r.rows.map((x) => x.text),
+      ['ok'],
+    );
+    await assert.rejects(collect(['not.parquet'], { strict: true }), (e: unknown) => {
+      return e instanceof LoomError && e.code === 'INPUT_MALFORMED' && e.file === 'not.parquet';
+    });
   });
 
   it('reads Parquet in row batches (written with hyparquet-writer)', async () => {

@@ -79,14 +79,14 @@ describe('normalize', () => {
     assert.equal(off('這是繁體').text, '這是繁體');
   });
 
-  it('step: rewrites text and message contents, counts kinds, logs a sample of changed rows', async () => {
+  it('step: rewrites text and message contents, counts kinds, logs changed rows (all, a sample, none)', async () => {
     const rows = [
       row('a', { text: 'ＡＢＣ  x' }),
       row('b', { messages: [{ role: 'user', content: 'hi\u200b there' }], label: 'ＬＡＢＥＬ' }),
       row('c', { text: 'unchanged' }),
       row('d', { text: 'ＸＹＺ' }),
     ];
-    const { out, rejects, counts } = await runStep(normalizeStep({ sample_size: 1 }), rows);
+    const { out, rejects, counts } = await runStep(normalizeStep({ log_changes: 'sample', sample_size: 1 }), rows);
     assert.deepEqual(
       out.map((r) => r.text ?? r.messages?.[0]?.content),
       ['ABC x', 'hi there', 'unchanged', 'XYZ'],
@@ -108,8 +108,12 @@ describe('normalize', () => {
       ],
     );
     assert.equal((rejects[0]!.row as DataRow).text, 'ＡＢＣ  x');
-    const all = await runStep(normalizeStep({ log_changes: 'all' }), rows);
-    assert.equal(all.rejects.length, 3);
+    // The default logs every changed row (a, b, d), so nothing changes silently.
+    const all = await runStep(normalizeStep({}), rows);
+    assert.deepEqual(
+      all.rejects.map((r) => (r.row as DataRow).id),
+      ['a', 'b', 'd'],
+    );
     const none = await runStep(normalizeStep({ log_changes: 'none' }), rows);
     assert.equal(none.rejects.length, 0);
     const disabled = await runStep(normalizeStep({ enabled: false }), rows);

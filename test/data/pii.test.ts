@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DataRow, RejectRecord } from '../../src/core/types.ts';
-import { cnIdValid, createPiiDetector, luhnValid, piiStep } from '../../src/data/pii.ts';
+import { cnIdValid, createPiiDetector, luhnValid, piiStep, rejectMasker } from '../../src/data/pii.ts';
 import type { Step } from '../../src/data/step.ts';
 
 async function runStep(step: Step, rows: DataRow[]) {
@@ -186,5 +186,47 @@ describe('PII step', () => {
     assert.equal(many.rejects[0]!.reason, 'pii.too_many_spans');
     const orig = await runStep(piiStep({ rejects_keep_original: true }), rows);
     assert.equal((orig.rejects[0]!.row as DataRow).text, 'mail a@b.com');
+    const keep = await runStep(piiStep({ rejects_pii: 'keep' }), rows);
+    assert.equal((keep.rejects[0]!.row as DataRow).text, 'mail a@b.com');
+  });
+
+  it('rejectMasker masks the rejects of other steps: raw lines, rows, details; not sources or ids', () => {
+    const m = rejectMasker({ tokens: { cn_mobile: '<PHONE>' } })!;
+    // 11010519491231002X: GB 11643 example ID (check character X); 4111 1111 1111 1111: Luhn-valid test card.
+    const raw: RejectRecord = {
+      step: 'ingest',
+      reason: 'invalid JSON',
+      action: 'dropped',
+      source: { file: 'a@b.com.jsonl', line: 2 },
+      row: '{"text": "call 13812345678, id 11010519491231002X"',
+    };
+    assert.equal(m(raw).row, '{"text": "call <PHONE>, id <ID>"');
+    assert.deepEqual(m(raw).source, raw.source);
+    const filtered: RejectRecord = {
+      step: 'filter',
+      reason: 'length.too_short_chars',
+      action: 'dropped',
+      source: { file: 'f', line: 1 },
+      row: row('x@y.com:1', {
+        messages: [{ role: 'user', content: 'card 4111 1111 1111 1111' }],
+        meta: { c: 'x@y.com' },
+      }),
+      detail: { removed: ['mail x@y.com'] },
+      duplicate_of: 'k',
+    };
+    const out = m(filtered);
+    const r = out.row as DataRow;
+    assert.equal(r.id, 'x@y.com:1');
+    assert.equal(r.messages![0]!.content, 'card <CARD>');
+    assert.equal(r.meta.c, '<EMAIL>');
+    assert.deepEqual(out.detail, { removed: ['mail <EMAIL>'] });
+    assert.equal(out.duplicate_of, 'k');
+    // The input record is not modified, and the pii step's own rejects pass through.
+    assert.equal((filtered.row as DataRow).messages![0]!.content, 'card 4111 1111 1111 1111');
+    const own: RejectRecord = { ...raw, step: 'pii' };
+    assert.equal(m(own), own);
+    assert.equal(rejectMasker({ rejects_pii: 'keep' }), undefined);
+    assert.equal(rejectMasker(false), undefined);
+    assert.equal(rejectMasker({ enabled: false }), undefined);
   });
 });

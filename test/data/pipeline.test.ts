@@ -150,6 +150,25 @@ describe('bad input', () => {
     );
   });
 
+  test('unknown key inside a section that may be `false` (pii, filters) → that key and its line', async () => {
+    const dir = fixture();
+    const text = readFileSync(join(dir, 'data.yaml'), 'utf8').replace('pii: {}', 'pii:\n  action: mask\n  tokns: {}');
+    writeFileSync(join(dir, 'u.yaml'), text);
+    const line = text.split('\n').findIndex((l) => l.includes('tokns')) + 1;
+    await assert.rejects(
+      runDataPipeline(join(dir, 'u.yaml')),
+      (e: unknown) =>
+        e instanceof LoomError &&
+        /Unrecognized key: "tokns"/.test(e.message) &&
+        e.line === line &&
+        e.field === 'pii.tokns',
+    );
+    await assert.rejects(
+      runDataPipeline(join(dir, 'data.yaml'), { overrides: ['pii.action=wipe'] }),
+      (e: unknown) => e instanceof LoomError && e.field === 'pii.action' && /"drop"/.test(e.message),
+    );
+  });
+
   test('bad value → the allowed values; YAML syntax error → its line', async () => {
     const dir = fixture();
     writeFileSync(join(dir, 'v.yaml'), 'inputs:\n  - path: chat.jsonl\n    formatting: chatml\n');
@@ -198,6 +217,10 @@ describe('sharded run + merge', () => {
     assert.equal(merged.counts.input, one.counts.input);
     const rows = (d: string) => ['train', 'validation', 'test'].flatMap((s) => userTexts(join(d, `${s}.jsonl`))).sort();
     assert.deepEqual(rows(merged.outDir), rows(one.outDir));
+    for (const s of ['train', 'validation', 'test']) {
+      const f = `${s}.jsonl`;
+      assert.equal(readFileSync(join(merged.outDir, f), 'utf8'), readFileSync(join(one.outDir, f), 'utf8'), f);
+    }
     assert.equal(jsonl(join(merged.outDir, 'rejects.jsonl')).length, jsonl(join(one.outDir, 'rejects.jsonl')).length);
   });
 });

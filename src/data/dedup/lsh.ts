@@ -188,17 +188,22 @@ export function estimateLshMemory(
   rows: number,
   cfg: Pick<NearDedupConfig, 'bands' | 'num_perm' | 'verify'> = { bands: 14, num_perm: 112, verify: false },
 ): LshMemoryEstimate {
-  let cap = 16;
-  while (cap < Math.max(1, rows) * 2) cap *= 2;
+  // Allocated sizes, not just the rows: each band table starts at 2,048 slots and doubles past half full; the
+  // union-find, signatures and bucket chains start at 1,024 rows and double when full. So the estimate is an
+  // upper bound also for small inputs, where the initial allocations dominate.
+  let cap = 2048;
+  while (cap < rows * 2) cap *= 2;
+  let rowCap = 1024;
+  while (rowCap < rows) rowCap *= 2;
   const breakdown: Record<string, number> = {
     band_tables: cfg.bands * cap * 12,
-    union_find: rows * 4,
+    union_find: rowCap * 4,
     keep_policy: rows * 16,
     row_ids: rows * 56,
   };
   if (cfg.verify) {
-    breakdown.signatures = rows * cfg.num_perm * 4;
-    breakdown.chains = rows * cfg.bands * 4;
+    breakdown.signatures = rowCap * cfg.num_perm * 4;
+    breakdown.chains = rowCap * cfg.bands * 4;
   }
   const bytes = Object.values(breakdown).reduce((a, b) => a + b, 0);
   const bytesPerRow = rows > 0 ? bytes / rows : 0;

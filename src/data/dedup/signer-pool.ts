@@ -6,8 +6,9 @@
  * pass the parent's --import hooks to workers), then imports the worker module.
  */
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { LoomError } from '../../core/errors.ts';
+import { spawnTsWorker } from '../worker-thread.ts';
 import { makeBatchSigner, type SignedBatch, type SignParams } from './signature.ts';
 
 interface Pending {
@@ -16,17 +17,7 @@ interface Pending {
 }
 
 function spawn(params: SignParams): Worker {
-  const target = new URL('./signature-worker.ts', import.meta.url).href;
-  let tsxApi: string | undefined;
-  try {
-    tsxApi = import.meta.resolve('tsx/esm/api');
-  } catch {
-    tsxApi = undefined;
-  }
-  const boot = tsxApi
-    ? `import(${JSON.stringify(tsxApi)}).then((api) => { api.register(); return import(${JSON.stringify(target)}); });`
-    : `import(${JSON.stringify(target)});`;
-  return new Worker(boot, { eval: true, workerData: params });
+  return spawnTsWorker(new URL('./signature-worker.ts', import.meta.url), params);
 }
 
 export class SignerPool {

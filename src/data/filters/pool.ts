@@ -4,9 +4,10 @@
  * Workers are .ts modules: under tsx each worker first registers tsx's loader (Node 20 does not pass the parent's
  * `--import` hooks to workers), then imports worker.ts.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { LoomError } from '../../core/errors.ts';
 import type { LangResult } from '../langid.ts';
+import { spawnTsWorker } from '../worker-thread.ts';
 import type { QualityFilterConfig } from './presets.ts';
 import type { Verdict } from './rules.ts';
 
@@ -25,17 +26,7 @@ interface Reply {
 }
 
 function spawn(cfg: QualityFilterConfig): Worker {
-  const target = new URL('./worker.ts', import.meta.url).href;
-  let tsxApi: string | undefined;
-  try {
-    tsxApi = import.meta.resolve('tsx/esm/api');
-  } catch {
-    tsxApi = undefined;
-  }
-  const boot = tsxApi
-    ? `import(${JSON.stringify(tsxApi)}).then((api) => { api.register(); return import(${JSON.stringify(target)}); });`
-    : `import(${JSON.stringify(target)});`;
-  return new Worker(boot, { eval: true, workerData: cfg });
+  return spawnTsWorker(new URL('./worker.ts', import.meta.url), cfg);
 }
 
 export class FilterPool {

@@ -117,6 +117,20 @@ function lineRatios(text: string): { lines: number; bullets: number; ellipsis: n
   return { lines: lines.length, bullets, ellipsis };
 }
 
+/** Gopher's bullet-line and ellipsis-line ratios (shared by the English and Chinese quality rules). */
+function bulletEllipsisLines(
+  text: string,
+  cfg: { maxBulletLinesRatio: Thr; maxEllipsisLinesRatio: Thr },
+): Verdict | undefined {
+  if (cfg.maxBulletLinesRatio === null && cfg.maxEllipsisLinesRatio === null) return undefined;
+  const r = lineRatios(text);
+  if (cfg.maxBulletLinesRatio !== null && r.bullets / r.lines > cfg.maxBulletLinesRatio)
+    return { rule: 'too_many_bullets', value: r.bullets / r.lines, threshold: cfg.maxBulletLinesRatio };
+  if (cfg.maxEllipsisLinesRatio !== null && r.ellipsis / r.lines > cfg.maxEllipsisLinesRatio)
+    return { rule: 'too_many_end_ellipsis', value: r.ellipsis / r.lines, threshold: cfg.maxEllipsisLinesRatio };
+  return undefined;
+}
+
 /**
  * Gopher quality (datatrove `GopherQualityFilter`): word count and mean word length over non-symbol words;
  * `#` and ellipsis counts per word (all tokens); lines starting with a bullet (Loom also counts ● ○ ■ □ ▪ ▫ ※ ·
@@ -157,13 +171,8 @@ export function gopherQuality(text: string, cfg: GopherQualityConfig, tokens?: W
     if (ell > cfg.maxSymbolWordRatio)
       return { rule: 'too_many_ellipsis', value: ell, threshold: cfg.maxSymbolWordRatio };
   }
-  if (cfg.maxBulletLinesRatio !== null || cfg.maxEllipsisLinesRatio !== null) {
-    const r = lineRatios(text);
-    if (cfg.maxBulletLinesRatio !== null && r.bullets / r.lines > cfg.maxBulletLinesRatio)
-      return { rule: 'too_many_bullets', value: r.bullets / r.lines, threshold: cfg.maxBulletLinesRatio };
-    if (cfg.maxEllipsisLinesRatio !== null && r.ellipsis / r.lines > cfg.maxEllipsisLinesRatio)
-      return { rule: 'too_many_end_ellipsis', value: r.ellipsis / r.lines, threshold: cfg.maxEllipsisLinesRatio };
-  }
+  const lineVerdict = bulletEllipsisLines(text, cfg);
+  if (lineVerdict) return lineVerdict;
   if (cfg.minAlphaWordsRatio !== null && n > 0 && alpha / n < cfg.minAlphaWordsRatio)
     return { rule: 'below_alpha_ratio', value: alpha / n, threshold: cfg.minAlphaWordsRatio };
   if (cfg.minStopWords !== null && stop < cfg.minStopWords)
@@ -204,13 +213,8 @@ export function zhQuality(text: string, cfg: ZhQualityConfig): Verdict | undefin
     if (ell > cfg.maxSymbolCharRatio)
       return { rule: 'too_many_ellipsis', value: ell, threshold: cfg.maxSymbolCharRatio };
   }
-  if (cfg.maxBulletLinesRatio !== null || cfg.maxEllipsisLinesRatio !== null) {
-    const r = lineRatios(text);
-    if (cfg.maxBulletLinesRatio !== null && r.bullets / r.lines > cfg.maxBulletLinesRatio)
-      return { rule: 'too_many_bullets', value: r.bullets / r.lines, threshold: cfg.maxBulletLinesRatio };
-    if (cfg.maxEllipsisLinesRatio !== null && r.ellipsis / r.lines > cfg.maxEllipsisLinesRatio)
-      return { rule: 'too_many_end_ellipsis', value: r.ellipsis / r.lines, threshold: cfg.maxEllipsisLinesRatio };
-  }
+  const lineVerdict = bulletEllipsisLines(text, cfg);
+  if (lineVerdict) return lineVerdict;
   if (cfg.minStopWords !== null) {
     const set = new Set(cfg.stopWords);
     let stop = 0;

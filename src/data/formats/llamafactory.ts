@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { writeJsonAtomic } from '../../core/atomic.ts';
 import { LoomError } from '../../core/errors.ts';
 import type { DataRow } from '../../core/types.ts';
@@ -75,6 +75,23 @@ function filesOf(path: string): string[] {
   return [path];
 }
 
+/**
+ * The data files of the named datasets (all when `names` is empty), in the order `readRegistryDatasets` reads
+ * them, named as rows' `source.file` (relative to the working directory). Datasets without a local file are
+ * left out.
+ */
+export function registryDatasetFiles(registryPath: string, names: string[] = []): string[] {
+  const reg = readRegistry(registryPath);
+  const dir = dirname(registryPath);
+  const out: string[] = [];
+  for (const name of names.length ? names : Object.keys(reg)) {
+    const e = reg[name];
+    if (!e?.file_name || !existsSync(join(dir, e.file_name))) continue;
+    for (const f of filesOf(join(dir, e.file_name))) out.push(relative(process.cwd(), f) || f);
+  }
+  return out;
+}
+
 /** Reads the named datasets (all when `names` is empty) of a registry as rows. */
 export async function* readRegistryDatasets(registryPath: string, names: string[] = []): AsyncGenerator<RegistryItem> {
   const reg = readRegistry(registryPath);
@@ -106,7 +123,8 @@ export async function* readRegistryDatasets(registryPath: string, names: string[
       formatting === 'alpaca' && columns.prompt !== undefined && columns.response === undefined && !e.ranking;
     if (formatting === 'sharegpt' && columns.messages === undefined) columns.messages = 'conversations';
     let n = 0;
-    for (const file of filesOf(join(dir, e.file_name))) {
+    const files = filesOf(join(dir, e.file_name));
+    datasetFiles: for (const file of files) {
       if (!/\.(jsonl?|json)$/i.test(file)) {
         throw new LoomError('NOT_IMPLEMENTED', `registry file ${file}: only json/jsonl are read here`, {
           file,
@@ -114,14 +132,17 @@ export async function* readRegistryDatasets(registryPath: string, names: string[
         });
       }
       for await (const rec of readJsonRecords(file)) {
-        if (e.num_samples !== undefined && n >= e.num_samples) return;
+        // num_samples caps this dataset only; the next dataset is still read.
+        if (e.num_samples !== undefined && n >= e.num_samples) break datasetFiles;
         const source = { file: relative(process.cwd(), file) || file, line: rec.line };
         if ('error' in rec) {
           yield { error: new LoomError('INPUT_MALFORMED', rec.error, source), dataset: name, ...source, raw: rec.raw };
           continue;
         }
         try {
-          const row = importRecord(rec.value, formatting, source, `${name}:${rec.line}`, {
+          // A folder dataset has several files: their line numbers repeat, so the id names the file too.
+          const id = files.length > 1 ? `${name}:${basename(file)}:${rec.line}` : `${name}:${rec.line}`;
+          const row = importRecord(rec.value, formatting, source, id, {
             columns,
             tags: e.tags,
             pretraining: pretraining && isRecord(rec.value) && !('output' in rec.value),

@@ -392,6 +392,23 @@ function countNl(s: string): number {
   return n;
 }
 
+/**
+ * A csv-parse error in words. Its messages quote the offending character from a byte buffer, which shows one
+ * byte of a multi-byte character as Latin-1 (`got "é"` for 银); the codes below get a plain sentence instead.
+ */
+export function csvProblem(err: Error & { code?: string; lines?: number }): string {
+  switch (err.code) {
+    case 'CSV_INVALID_CLOSING_QUOTE':
+      return 'a quote inside a quoted field is not doubled (write "" for a literal quote)';
+    case 'CSV_QUOTE_NOT_CLOSED':
+      return `a quoted field opened here is never closed (the record runs to line ${err.lines ?? '?'}, the end of the file)`;
+    case 'CSV_INVALID_OPENING_QUOTE':
+      return 'a quote in the middle of an unquoted field (quote the whole field and double inner quotes)';
+    default:
+      return err.message.replace(/got "[^"\x00-\x7f]*" /g, '');
+  }
+}
+
 async function* readCsv(r: FileReader, lines: AsyncIterable<DecodedLine>): AsyncGenerator<IngestItem> {
   const bad = new Set<number>();
   // Recent lines, so a skipped record's raw text can be given whole (csv-parse's raw stops at the error).
@@ -442,15 +459,28 @@ async function* readCsv(r: FileReader, lines: AsyncIterable<DecodedLine>): Async
     relax_quotes: r.format === 'tsv',
   });
   const skipped: MalformedRecord[] = [];
-  parser.on('skip', (err: Error & { lines?: number; raw?: string }) => {
-    let raw = err.raw ?? '';
-    const end = err.lines ?? 1;
-    const line = Math.max(1, end - countNl(raw.replace(/\n$/, '')));
+  // csv-parse resumes inside a broken record and may report it again (a second stray quote, then "quote not
+  // closed" at the end): errors that start within the last reported record extend it instead of adding records.
+  let lastBad: { line: number; end: number; rec?: MalformedRecord } = { line: 0, end: 0 };
+  const wholeRaw = (line: number, end: number, fallback: string) => {
     const whole: string[] = [];
     for (let i = line; i <= end && recent.has(i); i++) whole.push(recent.get(i)!);
-    if (whole.length === end - line + 1) raw = whole.join('\n');
+    return whole.length === end - line + 1 ? whole.join('\n') : fallback;
+  };
+  parser.on('skip', (err: Error & { code?: string; lines?: number; raw?: string }) => {
+    const end = err.lines ?? 1;
+    const line = Math.max(1, end - countNl((err.raw ?? '').replace(/\n$/, '')));
+    if (line <= lastBad.end) {
+      if (end > lastBad.end && lastBad.rec) {
+        lastBad.end = end;
+        lastBad.rec.raw = wholeRaw(lastBad.line, end, lastBad.rec.raw).slice(0, RAW_CAP);
+      }
+      return;
+    }
     try {
-      skipped.push(r.malformed(line, `bad CSV: ${err.message}`, raw));
+      const rec = r.malformed(line, `bad CSV: ${csvProblem(err)}`, wholeRaw(line, end, err.raw ?? ''));
+      skipped.push(rec);
+      lastBad = { line, end, rec };
     } catch (e) {
       parser.destroy(e as Error);
     }

@@ -167,6 +167,11 @@ export function renderReportHtml(r: DataReport): string {
   );
   s.push('<h2>Duplicate clusters</h2>');
   s.push(`<p>${r.duplicates.removed} rows removed in ${r.duplicates.clusters} clusters.</p>`);
+  const mem = r.near_dedup_memory;
+  if (mem) {
+    const actual = mem.actual_bytes !== undefined ? `; the index held ${(mem.actual_bytes / 1024).toFixed(1)} KiB` : '';
+    s.push(`<p class="muted">Near-dedup index memory: estimated up front ${escapeHtml(mem.estimate)}${actual}.</p>`);
+  }
   for (const c of r.duplicates.examples) {
     s.push(
       '<div class="dup">',

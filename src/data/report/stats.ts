@@ -62,6 +62,17 @@ export interface DataReport {
   pii: Record<string, number>;
   counters: Record<string, number>;
   duplicates: { removed: number; clusters: number; examples: DuplicateExample[] };
+  /**
+   * Near-dedup index memory: the up-front estimate (printed before the run starts) and, after the run, the
+   * bytes the index really held (`near_dedup.index_bytes`).
+   */
+  near_dedup_memory?: {
+    step: string;
+    estimated_rows: number;
+    estimated_bytes: number;
+    estimate: string;
+    actual_bytes?: number;
+  };
   outputs: Record<string, string>;
   duration_s?: number;
 }
@@ -204,6 +215,12 @@ export class RunReportBuilder {
   private previews = new Map<string, string>();
   private malformed = 0;
   private inputRows = 0;
+  private lsh?: { step: string; rows: number; bytes: number; text: string };
+
+  /** Records the up-front near-dedup memory estimate (src/data/dedup/lsh.ts `estimateLshMemory`). */
+  setLshEstimate(e: { rows: number; bytes: number; text: string }, step: string): void {
+    this.lsh = { step, rows: e.rows, bytes: e.bytes, text: e.text };
+  }
 
   /** Declares the steps in order (so steps that saw no rows still appear). */
   declare(step: string): void {
@@ -310,6 +327,15 @@ export class RunReportBuilder {
       pii,
       counters: this.counters,
       duplicates: { removed: this.dupRemoved, clusters: this.dupClusters.size, examples },
+      near_dedup_memory: this.lsh
+        ? {
+            step: this.lsh.step,
+            estimated_rows: this.lsh.rows,
+            estimated_bytes: this.lsh.bytes,
+            estimate: this.lsh.text,
+            actual_bytes: this.lsh.step === 'near_dedup' ? this.counters['near_dedup.index_bytes'] : undefined,
+          }
+        : undefined,
       outputs: base.outputs,
       duration_s: base.duration_s,
     };
