@@ -1,5 +1,5 @@
 /**
- * Parity with rouge-score 0.1.2 on every case of ../shared/reference/eval/rouge_cases.json, and with NLTK's
+ * Parity with rouge-score 0.1.2 on every case of test/fixtures/eval/reference/rouge_cases.json, and with NLTK's
  * PorterStemmer (NLTK_EXTENSIONS) on every word of porter_stemmer_cases.json.
  */
 import assert from 'node:assert/strict';
@@ -18,7 +18,7 @@ import {
 import { rougeDefaultTokenize } from '../../src/eval/metrics/rouge-tokenizers.ts';
 import { bootstrapAggregate } from '../../src/eval/metrics/stats.ts';
 
-const dir = new URL('../../../shared/reference/eval/', import.meta.url);
+const dir = new URL('../fixtures/eval/reference/', import.meta.url);
 const load = <T>(name: string): T => JSON.parse(readFileSync(new URL(name, dir), 'utf8')) as T;
 
 interface RougeCase {

@@ -1,5 +1,5 @@
 /**
- * Parity with sacrebleu 2.6.0 on every case of ../shared/reference/eval/sacrebleu_cases.json (vectors taken from
+ * Parity with sacrebleu 2.6.0 on every case of test/fixtures/eval/reference/sacrebleu_cases.json (vectors taken from
  * sacrebleu's own tests and README, re-run on that commit). Upstream tolerances are checked as stated, and the
  * full-precision values of the re-run to 1e-9 plus the formatted score line character for character.
  */
@@ -12,7 +12,7 @@ import { Chrf, formatChrf } from '../../src/eval/metrics/chrf.ts';
 import { numRefs } from '../../src/eval/metrics/corpus.ts';
 import { pyFixed } from '../../src/eval/metrics/pyfmt.ts';
 
-const REF_PATH = new URL('../../../shared/reference/eval/sacrebleu_cases.json', import.meta.url);
+const REF_PATH = new URL('../fixtures/eval/reference/sacrebleu_cases.json', import.meta.url);
 
 interface Case {
   id: string;
