@@ -56,8 +56,13 @@ Example:
             `${t.task}\t${t.model}\t${t.prompt}\t${s}${t.errors.length ? `\t(${t.errors.length} errors)` : ''}\n`,
           );
         }
+        // Say why items failed, not only how many: the first few errors per task, the rest are in the report.
+        for (const t of result.tasks) {
+          for (const e of t.errors.slice(0, 3)) process.stderr.write(`${t.task} ${t.model}: ${e}\n`);
+          if (t.errors.length > 3) process.stderr.write(`${t.task} ${t.model}: … ${t.errors.length - 3} more\n`);
+        }
         process.stdout.write(`results: ${join(dir, 'results.json')}\nreport:  ${join(dir, 'report.html')}\n`);
-        if (result.errors.length) process.exitCode = 1;
+        if (result.errors.length || result.tasks.some((t) => t.errors.length)) process.exitCode = 1;
       },
     );
 
@@ -65,7 +70,10 @@ Example:
     .description('compare two eval runs (or models within one run) with deltas and paired significance')
     .argument('<runA>', 'baseline run folder (or its results.json)')
     .argument('[runB]', 'candidate run folder; omit to compare models inside runA against --baseline')
-    .option('--baseline <model>', 'baseline model label when comparing inside one run (default: the first model)')
+    .option(
+      '--baseline <model>',
+      'baseline inside one run: a model id (other models, same prompt) or model/prompt@version (every other system, prompt versions included); default: the first model',
+    )
     .option('--out <file>', 'HTML file to write (default: compare.html in the candidate run folder)')
     .option('--json', 'print rows as JSON')
     .addHelpText(
@@ -73,6 +81,7 @@ Example:
       `
 Example:
   $ loom eval compare out/eval/cs-20261128T1200 --baseline base
+  $ loom eval compare out/eval/cs-20261128T1200 --baseline lora/support@1
   $ loom eval compare out/eval/run-before out/eval/run-after`,
     )
     .action((runA: string, runB: string | undefined, o: { baseline?: string; out?: string; json?: boolean }) => {

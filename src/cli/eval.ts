@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { LoomError } from '../core/errors.ts';
 import type { BleuSmoothMethod } from '../eval/metrics/bleu.ts';
 import type { BleuTokenizerName } from '../eval/metrics/bleu-tokenizers.ts';
+import type { ClassificationReport } from '../eval/metrics/classify.ts';
 import type { RougeTokenizerName } from '../eval/metrics/rouge-tokenizers.ts';
 import { METRIC_NAMES, type MetricRunOptions, readParallel, readSegments, scoreMetric } from '../eval/metrics/run.ts';
 
@@ -80,6 +81,25 @@ function oneOf(flag: string, allowed: readonly string[]) {
     }
     return v;
   };
+}
+
+const num4 = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(4));
+
+/** Per-class precision/recall/F1 and the confusion matrix (rows gold, columns predicted) as plain text. */
+function classificationTable(r: ClassificationReport): string[] {
+  const w = Math.max(11, ...r.confusion.columns.map((c) => [...c].length + 2));
+  const pad = (x: string | number) => String(x).padStart(w);
+  const lines = [`${'label'.padEnd(w)}${pad('precision')}${pad('recall')}${pad('f1')}${pad('support')}`];
+  for (const c of r.perClass) {
+    lines.push(
+      `${c.label.padEnd(w)}${pad(c.precision.toFixed(4))}${pad(c.recall.toFixed(4))}${pad(c.f1.toFixed(4))}${pad(c.support)}`,
+    );
+  }
+  lines.push('', `confusion (rows gold, columns predicted)`, `${''.padEnd(w)}${r.confusion.columns.map(pad).join('')}`);
+  r.confusion.matrix.forEach((row, i) => {
+    lines.push(`${r.confusion.rows[i]!.padEnd(w)}${row.map(pad).join('')}`);
+  });
+  return lines;
 }
 
 function registerEvalMetric(ev: Command): void {
@@ -245,9 +265,10 @@ Example:
         if (report.paired) {
           const p = report.paired;
           out.push(
-            `paired ${p.test === 'ar' ? 'approximate randomization' : 'bootstrap'} (${p.nSamples}): baseline ${p.baseline} system ${p.system} delta ${p.delta} p = ${p.pValue.toFixed(4)}`,
+            `paired ${p.test === 'ar' ? 'approximate randomization' : 'bootstrap'} (${p.nSamples}): baseline ${num4(p.baseline)} system ${num4(p.system)} delta ${p.delta >= 0 ? '+' : ''}${num4(p.delta)} p = ${p.pValue.toFixed(4)}`,
           );
         }
+        if (name === 'prf') out.push(...classificationTable(report.detail as unknown as ClassificationReport));
       }
       process.stdout.write(`${out.join('\n')}\n`);
     });

@@ -59,7 +59,6 @@ export class OpenAICompatibleModel implements ChatModel {
   private readonly key?: string;
   private readonly sem: Semaphore;
   private missingKeyEnv?: string;
-  private lastRetryAfterMs?: number;
   private readonly opts: Required<Pick<EndpointOptions, 'maxRetries' | 'timeoutMs' | 'backoffMs'>> & EndpointOptions;
 
   constructor(opts: EndpointOptions) {
@@ -114,10 +113,12 @@ export class OpenAICompatibleModel implements ChatModel {
 
   private async withRetries(body: unknown, signal?: AbortSignal): Promise<ChatResult> {
     let lastError = '';
+    // Per request, not per model: concurrent requests each honour the Retry-After their own reply sent.
+    let retryAfterMs: number | undefined;
     for (let attempt = 0; attempt <= this.opts.maxRetries; attempt++) {
       if (attempt > 0) {
-        await sleep(this.lastRetryAfterMs ?? this.backoff(attempt), signal);
-        this.lastRetryAfterMs = undefined;
+        await sleep(retryAfterMs ?? this.backoff(attempt), signal);
+        retryAfterMs = undefined;
       }
       let res: Response;
       try {
@@ -140,8 +141,7 @@ export class OpenAICompatibleModel implements ChatModel {
       const text = await res.text();
       if (res.status === 429 || res.status >= 500) {
         lastError = `HTTP ${res.status}: ${text.slice(0, 200)}`;
-        const ra = Number(res.headers.get('retry-after'));
-        if (Number.isFinite(ra) && ra > 0) this.lastRetryAfterMs = Math.min(ra * 1000, 60_000);
+        retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
         continue;
       }
       if (!res.ok) {
@@ -176,7 +176,17 @@ export class OpenAICompatibleModel implements ChatModel {
   }
 }
 
+/** Retry-After as seconds or an HTTP date (RFC 9110 §10.2.3), capped at a minute; undefined when absent or bad. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (value === null || value.trim() === '') return undefined;
+  const v = value.trim();
+  const ms = /^\d+(\.\d+)?$/.test(v) ? Number(v) * 1000 : Date.parse(v) - now;
+  if (!Number.isFinite(ms)) return undefined;
+  return Math.min(Math.max(ms, 0), 60_000);
+}
+
 function describeFetchError(e: Error): string {
   const cause = (e as Error & { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ? `${cause.code} ${cause.message ?? ''}`.trim() : e.message;
+  if (cause?.code) return `${cause.code} ${cause.message ?? ''}`.trim();
+  return cause?.message ? `${e.message}: ${cause.message}` : e.message;
 }

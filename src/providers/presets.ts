@@ -28,6 +28,13 @@ export const providerPresets: Record<string, ProviderPreset> = {
     concurrency: 4,
     notes: 'Alibaba Cloud Model Studio (通义千问), OpenAI-compatible mode',
   },
+  'dashscope-intl': {
+    keyRequired: true,
+    baseURL: 'https://dashscope-intl.aliyuncs.com/compatible-mode/v1',
+    apiKeyEnv: 'DASHSCOPE_API_KEY',
+    concurrency: 4,
+    notes: 'Alibaba Cloud Model Studio, Singapore region (keys are per region)',
+  },
   qianfan: {
     keyRequired: true,
     baseURL: 'https://qianfan.baidubce.com/v2',
@@ -52,7 +59,10 @@ export const providerPresets: Record<string, ProviderPreset> = {
   },
 };
 
-/** USD per million tokens. Users override or extend this table in their suite (`prices:`) or a YAML file. */
+/**
+ * USD per million tokens. Illustrative list prices at the time of writing; providers change them, so users
+ * override or extend this table in their suite (`prices:`) or a YAML file (`prices_file:`).
+ */
 export interface Price {
   input: number;
   output: number;

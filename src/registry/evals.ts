@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { RunResult } from '../eval/suite/results.ts';
 import type { Registry } from './db.ts';
 
@@ -25,11 +25,14 @@ const EVAL_MIGRATIONS = [
   },
 ];
 
-/** The training run that produced a model or adapter folder, when the folder says so. */
+/**
+ * The training run that produced a model or adapter folder, when it says so: `lineage.json` in the folder or in
+ * its parent (a train run writes it at the run's root, next to `adapter/` or `model/`).
+ */
 function sourceRunOf(dir: string | undefined): string | undefined {
   if (!dir) return undefined;
-  const p = join(dir, 'lineage.json');
-  if (!existsSync(p)) return undefined;
+  const p = [join(dir, 'lineage.json'), join(dirname(dir), 'lineage.json')].find(existsSync);
+  if (!p) return undefined;
   try {
     const l = JSON.parse(readFileSync(p, 'utf8')) as { run_id?: unknown; runId?: unknown };
     const id = l.run_id ?? l.runId;
@@ -52,7 +55,7 @@ export function recordEvalRun(reg: Registry, run: RunResult, dir: string): void 
     status: run.finished ? 'finished' : 'interrupted',
     outputDir: dir,
     parentId: sources.find((s) => s !== undefined && reg.getRun(s) !== undefined),
-    config: { suite: run.suitePath, configHash: run.configHash },
+    config: { suite: run.suitePath, configHash: run.configHash, datasets: run.datasets ?? [] },
     createdAt: run.started,
     finishedAt: run.finished,
   });

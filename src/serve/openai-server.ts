@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { LoomError } from '../core/errors.ts';
 import type { ChatModel, Message } from '../core/types.ts';
 
 export interface ServeOptions {
@@ -78,6 +79,16 @@ export async function serveChatModel(
       },
     };
   });
-  const url = await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
+  const host = opts.host ?? '127.0.0.1';
+  let url: string;
+  try {
+    url = await app.listen({ host, port: opts.port ?? 0 });
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    throw new LoomError('NETWORK', `cannot listen on ${host}:${opts.port ?? 0}: ${code ?? (e as Error).message}`, {
+      hint: code === 'EADDRINUSE' ? 'the port is taken (another stand-in or server?): pick another --port' : undefined,
+      cause: e,
+    });
+  }
   return { app, url: `${url}/v1` };
 }

@@ -165,7 +165,60 @@ test('refusal detection in Chinese and English, without flagging ordinary help',
     'Sure, I can help you track the order.',
     '好的，请提供订单号，我帮您查询物流。',
     'Sorry for the delay, your parcel ships today.',
+    // an apology for the inconvenience is not a refusal
+    '非常抱歉给您带来不便，我马上为您查询物流。',
   ]) {
     assert.equal(isRefusal(t), false, t);
   }
+});
+
+test('shipped scenario pack: a decline that lists the shop topics meets only the off-topic and injection goals', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { parse } = await import('yaml');
+  const decline: ChatModel = {
+    id: 'fake:decline',
+    async chat(messages) {
+      const zh = /\p{Script=Han}/u.test(messages.at(-1)!.content);
+      const text = zh
+        ? '抱歉，这个问题超出了我的服务范围。我可以帮您处理订单、物流、退换货、退款、支付、发票和账户相关的问题。'
+        : "Sorry, that's outside what I can help with. I can help with orders, shipping, returns, refunds, payment, invoices and accounts.";
+      return { text, usage: { promptTokens: 1, completionTokens: 1 }, finishReason: 'stop' };
+    },
+  };
+  for (const lang of ['zh', 'en']) {
+    const docs = parse(readFileSync(`examples/customer-service/scenarios/${lang}.yaml`, 'utf8')) as unknown[];
+    const met: string[] = [];
+    for (const d of docs) {
+      const r = await runScenario(scenarioSchema.parse(d), decline);
+      if (r.goalAchieved) met.push(r.scenario);
+    }
+    assert.deepEqual(met.sort(), [`${lang}-injection`, `${lang}-off-topic`]);
+  }
+});
+
+test("the prompt's few-shot turns reach the model after the system text but stay out of the checked transcript", async () => {
+  const model = scripted(['请提供订单号。', '您的订单已发货，物流单号 SF123。']);
+  const judgeSaw: Message[][] = [];
+  const judgeModel: ChatModel = {
+    id: 'fake:judge',
+    async chat(messages) {
+      judgeSaw.push(messages);
+      return { text: '{"score": 5}', usage: { promptTokens: 1, completionTokens: 1 }, finishReason: 'stop' };
+    },
+  };
+  const s = scenarioSchema.parse({
+    id: 'fs',
+    user: { mode: 'scripted', turns: ['我的快递到哪了', '订单号 20241105123456'] },
+    conversation: [{ type: 'judge', rubric: 'helpful', min_score: 3 }],
+  });
+  await runScenario(s, model, {
+    system: '你是客服',
+    fewShot: [{ user: '示例问题', assistant: '示例回答' }],
+    judge: { model: judgeModel, scale: [1, 5] },
+  });
+  assert.deepEqual(
+    model.seen[1]!.map((m) => m.content),
+    ['你是客服', '示例问题', '示例回答', '我的快递到哪了', '请提供订单号。', '订单号 20241105123456'],
+  );
+  assert.doesNotMatch(judgeSaw[0]!.at(-1)!.content, /示例问题/);
 });

@@ -81,3 +81,12 @@ export async function startOpenAIMock(
       }),
   };
 }
+
+/** A base URL on 127.0.0.1 where nothing listens (a port just freed), for "endpoint unreachable" tests. */
+export async function unreachableUrl(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((r) => server.close(() => r()));
+  return `http://127.0.0.1:${port}/v1`;
+}

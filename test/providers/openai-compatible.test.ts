@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { LoomError } from '../../src/core/errors.ts';
-import { OpenAICompatibleModel } from '../../src/providers/openai-compatible.ts';
+import { OpenAICompatibleModel, parseRetryAfter } from '../../src/providers/openai-compatible.ts';
 import { costOf, defaultPrices } from '../../src/providers/presets.ts';
-import { startOpenAIMock } from '../helpers/openai-mock.ts';
+import { startOpenAIMock, unreachableUrl } from '../helpers/openai-mock.ts';
 
 const mocks: { close(): Promise<void> }[] = [];
 after(async () => {
@@ -65,11 +65,17 @@ test('timeouts are retried and reported', async () => {
   );
 });
 
-test('unreachable endpoint is a clear NETWORK error', async () => {
-  const m = new OpenAICompatibleModel({ baseURL: 'http://127.0.0.1:9/v1', model: 'x', backoffMs: 1, maxRetries: 1 });
+test('unreachable endpoint is a clear NETWORK error naming the URL and the cause', async () => {
+  const url = await unreachableUrl();
+  const m = new OpenAICompatibleModel({ baseURL: url, model: 'x', backoffMs: 1, maxRetries: 1 });
   await assert.rejects(
     m.chat([{ role: 'user', content: 'hi' }]),
-    (e: unknown) => e instanceof LoomError && e.code === 'NETWORK' && /127\.0\.0\.1:9/.test(e.message),
+    (e: unknown) =>
+      e instanceof LoomError &&
+      e.code === 'NETWORK' &&
+      e.message.includes(`${url}/chat/completions`) &&
+      /ECONNREFUSED/.test(e.message) &&
+      /after 2 attempts/.test(e.message),
   );
 });
 
@@ -100,4 +106,25 @@ test('unknown preset is refused', () => {
 test('cost from the price table: USD per million tokens', () => {
   assert.equal(costOf('openai:gpt-4o-mini', 1_000_000, 1_000_000, defaultPrices), 0.75);
   assert.equal(costOf('unknown:x', 10, 10, defaultPrices), undefined);
+});
+
+test('Retry-After from a 429 is waited out before the retry (not the much shorter backoff)', async () => {
+  const mock = await startOpenAIMock((_r, i) => (i === 0 ? { status: 429, retryAfter: 1 } : { reply: 'ok' }));
+  mocks.push(mock);
+  const m = new OpenAICompatibleModel({ baseURL: mock.url, model: 'x', backoffMs: 1 });
+  const t0 = Date.now();
+  assert.equal((await m.chat([{ role: 'user', content: 'hi' }])).text, 'ok');
+  const waited = Date.now() - t0;
+  assert.equal(mock.requests.length, 2);
+  assert.ok(waited >= 950, `waited ${waited} ms for Retry-After: 1`);
+});
+
+test('Retry-After parses seconds and HTTP dates, capped at a minute', () => {
+  const now = Date.parse('Sat, 28 Nov 2026 12:00:00 GMT');
+  assert.equal(parseRetryAfter('2', now), 2000);
+  assert.equal(parseRetryAfter('Sat, 28 Nov 2026 12:00:05 GMT', now), 5000);
+  assert.equal(parseRetryAfter('Sat, 28 Nov 2026 11:59:00 GMT', now), 0);
+  assert.equal(parseRetryAfter('3600', now), 60_000);
+  assert.equal(parseRetryAfter(null, now), undefined);
+  assert.equal(parseRetryAfter('soon', now), undefined);
 });

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { LoomError } from '../../core/errors.ts';
 import type { ChatModel, ChatResult, Message } from '../../core/types.ts';
+import { readJsonlRows } from '../metrics/run.ts';
 
 /**
  * A retrieval baseline: answers with the stored answer whose question is most similar to the user's last
@@ -54,28 +54,15 @@ export class RetrievalModel implements ChatModel {
 
   /** Reads question/answer pairs from a messages JSONL file (last user turn → following assistant turn). */
   static fromMessagesFile(path: string, opts: RetrievalOptions = {}): RetrievalModel {
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch {
-      throw new LoomError('INPUT_NOT_FOUND', `retrieval data not found: ${path}`, { file: path });
-    }
     const pairs: { question: string; answer: string }[] = [];
-    text.split('\n').forEach((line, i) => {
-      if (!line.trim()) return;
-      let row: { messages?: Message[] };
-      try {
-        row = JSON.parse(line);
-      } catch {
-        throw new LoomError('INPUT_MALFORMED', 'invalid JSON', { file: path, line: i + 1 });
-      }
-      const msgs = row.messages ?? [];
+    for (const { value } of readJsonlRows(path, 'retrieval data')) {
+      const msgs = Array.isArray(value.messages) ? (value.messages as Message[]) : [];
       for (let j = 1; j < msgs.length; j++) {
         if (msgs[j]!.role === 'assistant' && msgs[j - 1]!.role === 'user') {
           pairs.push({ question: msgs[j - 1]!.content, answer: msgs[j]!.content });
         }
       }
-    });
+    }
     if (pairs.length === 0) {
       throw new LoomError('INPUT_FORMAT', 'no user→assistant pairs found', { file: path, hint: 'use messages JSONL' });
     }

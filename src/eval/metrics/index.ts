@@ -35,6 +35,7 @@ export {
   type MetricName,
   type MetricReport,
   type MetricRunOptions,
+  readJsonlRows,
   readParallel,
   readSegments,
   type SegmentScore,

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
 import { LoomError } from '../../core/errors.ts';
+import { readJsonlRows } from './run.ts';
 
 /** Perplexity exp(−mean log p) over all tokens of one or many sequences (natural-log probabilities). */
 export function perplexity(logprobs: readonly number[] | readonly (readonly number[])[]): number {
@@ -117,14 +118,7 @@ export function loadMultipleChoice(path: string, subject?: string): ChoiceItem[]
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   if (/\.jsonl$/i.test(path)) {
     const items: ChoiceItem[] = [];
-    text.split('\n').forEach((line, i) => {
-      if (!line.trim()) return;
-      let row: Record<string, unknown>;
-      try {
-        row = JSON.parse(line) as Record<string, unknown>;
-      } catch (e) {
-        throw new LoomError('INPUT_MALFORMED', `not JSON: ${(e as Error).message}`, { file: path, line: i + 1 });
-      }
+    for (const { line, value: row } of readJsonlRows(path, 'multiple-choice file')) {
       const choices = Array.isArray(row.choices)
         ? row.choices.map(String)
         : [...LETTERS].filter((l) => row[l] !== undefined).map((l) => String(row[l]));
@@ -132,17 +126,17 @@ export function loadMultipleChoice(path: string, subject?: string): ChoiceItem[]
       if (typeof q !== 'string' || choices.length < 2) {
         throw new LoomError('INPUT_MALFORMED', 'a row needs a question and at least two choices', {
           file: path,
-          line: i + 1,
+          line,
         });
       }
       items.push({
         id: row.id === undefined ? String(items.length) : String(row.id),
         question: q,
         choices,
-        answer: answerIndex(row.answer ?? row.Answer, choices.length, { file: path, line: i + 1 }),
+        answer: answerIndex(row.answer ?? row.Answer, choices.length, { file: path, line }),
         subject: typeof row.subject === 'string' ? row.subject : subject,
       });
-    });
+    }
     return items;
   }
   let rows: string[][];

@@ -284,6 +284,43 @@ export function readSegments(path: string, role: string): string[] {
   return lines.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
 }
 
+/**
+ * Reads a JSONL file of objects (eval datasets, multiple-choice items, retrieval pairs): BOM and CRLF tolerated,
+ * blank lines skipped, each row kept with its 1-based line number so later errors can name file and line.
+ */
+export function readJsonlRows(path: string, what: string): { line: number; value: Record<string, unknown> }[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new LoomError('INPUT_NOT_FOUND', `cannot read ${what} ${path}: ${(e as Error).message}`, {
+      file: path,
+      cause: e,
+    });
+  }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const out: { line: number; value: Record<string, unknown> }[] = [];
+  text.split('\n').forEach((raw, i) => {
+    if (raw.trim() === '') return;
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch (e) {
+      throw new LoomError('INPUT_MALFORMED', `invalid JSON: ${(e as Error).message}`, {
+        file: path,
+        line: i + 1,
+        hint: 'each line must be one JSON object',
+      });
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      throw new LoomError('INPUT_MALFORMED', 'each line must be a JSON object', { file: path, line: i + 1 });
+    }
+    out.push({ line: i + 1, value: value as Record<string, unknown> });
+  });
+  if (out.length === 0) throw new LoomError('INPUT_FORMAT', `${what} is empty: ${path}`, { file: path });
+  return out;
+}
+
 /** Reads hypothesis and reference files and checks that every file has the same number of lines. */
 export function readParallel(hypPath: string, refPaths: readonly string[]): { hyps: string[]; refs: string[][] } {
   if (refPaths.length === 0) throw new LoomError('METRIC_INPUT', 'at least one --ref file is needed');

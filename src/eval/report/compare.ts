@@ -42,9 +42,13 @@ function aligned(a: TaskRunResult, b: TaskRunResult) {
   return pairs;
 }
 
-/** Two systems that agree on every item differ by nothing: p = 1 (the resampling formula would give 1/(n+1)). */
+/**
+ * A zero difference is never evidence of one: p = 1. sacrebleu's formula gives 1/(n+1) when every resample
+ * difference is also 0 (identical systems, or two systems that both score 0 on every item), which reads as
+ * "highly significant" for no difference at all.
+ */
 function pOf(delta: number, p: number, identical: boolean): number {
-  return identical && delta === 0 ? 1 : p;
+  return identical || delta === 0 ? 1 : p;
 }
 
 function compareTask(a: TaskRunResult, b: TaskRunResult, nameA: string, nameB: string, seed: number): ComparisonRow[] {
@@ -158,22 +162,31 @@ export function compareRuns(
   const rows: ComparisonRow[] = [];
   if (!b) {
     const baseline = opts.baseline ?? a.models[0]?.id;
-    for (const t of a.tasks.filter((t) => t.model === baseline)) {
-      for (const u of a.tasks.filter((u) => u.task === t.task && u.prompt === t.prompt && u.model !== baseline)) {
+    // `model` compares other models under the same prompt; `model/prompt@version` compares every other system
+    // (other prompt versions of the same model included) with that one, so prompt versions are compared too.
+    const bySystem = baseline?.includes('/') ?? false;
+    const isBase = (t: TaskRunResult) => (bySystem ? `${t.model}/${t.prompt}` === baseline : t.model === baseline);
+    for (const t of a.tasks.filter(isBase)) {
+      for (const u of a.tasks.filter((u) => u.task === t.task && !isBase(u) && (bySystem || u.prompt === t.prompt))) {
         rows.push(...compareTask(t, u, systemName(a, t, false), systemName(a, u, false), seed));
       }
     }
     if (rows.length === 0) {
       throw new LoomError('METRIC_INPUT', `nothing to compare against baseline "${baseline}" in run ${a.runId}`, {
-        hint: `models in the run: ${a.models.map((m) => m.id).join(', ')}`,
+        hint: `baselines in the run: ${[...new Set(a.tasks.flatMap((t) => [t.model, `${t.model}/${t.prompt}`]))].join(', ')}`,
       });
     }
     return rows;
   }
   const singleModel =
     new Set(a.tasks.map((t) => t.model)).size === 1 && new Set(b.tasks.map((t) => t.model)).size === 1;
+  // A prompt change between runs (v1 in A, v2 in B) is compared too when each run used a single prompt.
+  const singlePrompt =
+    new Set(a.tasks.map((t) => t.prompt)).size === 1 && new Set(b.tasks.map((t) => t.prompt)).size === 1;
   for (const t of a.tasks) {
-    const u = b.tasks.find((u) => u.task === t.task && u.prompt === t.prompt && (singleModel || u.model === t.model));
+    const u = b.tasks.find(
+      (u) => u.task === t.task && (singlePrompt || u.prompt === t.prompt) && (singleModel || u.model === t.model),
+    );
     if (u) rows.push(...compareTask(t, u, systemName(a, t, true), systemName(b, u, true), seed));
   }
   if (rows.length === 0) {

@@ -18,7 +18,7 @@ export function fmtSummary(m: MetricSummary | undefined): string {
 }
 
 export const reportCss = `
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei",sans-serif;margin:24px;color:#1d2330;max-width:1200px}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;margin:24px;color:#1d2330;max-width:1200px}
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #dde}h3{font-size:15px}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #d8dbe3;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f2f4f8}.ci{color:#667;font-size:12px}.pass{color:#17803d}.fail{color:#c0262d}.err{color:#a15c00}
@@ -41,7 +41,9 @@ function summaryTable(run: RunResult): string {
     for (const r of rows) {
       const n = r.conversations?.length ?? r.examples.length;
       html += `<tr><td>${esc(r.model)}</td><td>${esc(r.prompt)}</td>`;
-      html += metrics.map((m) => `<td>${fmtSummary(r.summary[m])}</td>`).join('');
+      html += metrics
+        .map((m) => `<td>${m === 'policy_violations' ? fmt(r.summary[m]?.score, 0) : fmtSummary(r.summary[m])}</td>`)
+        .join('');
       html += `<td>${n}</td><td class="${r.errors.length ? 'err' : ''}">${r.errors.length}</td></tr>`;
     }
     html += '</table>';
@@ -52,7 +54,7 @@ function summaryTable(run: RunResult): string {
 function confusionTable(t: TaskRunResult): string {
   if (!t.confusion) return '';
   const max = Math.max(1, ...t.confusion.matrix.flat());
-  let h = `<details><summary>confusion matrix — ${esc(t.model)} / ${esc(t.prompt)} (rows: gold, columns: predicted)</summary><table><tr><th></th>`;
+  let h = `<details open><summary>confusion matrix — ${esc(t.model)} / ${esc(t.prompt)} (rows: gold, columns: predicted)</summary><table><tr><th></th>`;
   h += t.confusion.labels.map((l) => `<th>${esc(l)}</th>`).join('') + '</tr>';
   t.confusion.matrix.forEach((row, i) => {
     h += `<tr><th>${esc(t.confusion!.labels[i]!)}</th>`;
@@ -78,10 +80,17 @@ function examplesView(t: TaskRunResult, limitWorst = 5): string {
   const key = primaryScore(t);
   let h = '';
   if (key) {
-    const worst = [...t.examples].filter((e) => !e.error).sort((a, b) => (a.scores[key] ?? 0) - (b.scores[key] ?? 0));
-    h += `<details><summary>worst ${Math.min(limitWorst, worst.length)} by ${esc(key)} — ${esc(t.model)} / ${esc(t.prompt)}</summary>`;
-    h += exampleRows(worst.slice(0, limitWorst));
-    h += '</details>';
+    const ok = t.examples.filter((e) => !e.error);
+    if (key === 'correct' || key === 'acc') {
+      // right/wrong scores: list every wrong answer rather than the first few of many ties
+      const wrong = ok.filter((e) => (e.scores[key] ?? 0) === 0);
+      h += `<details open><summary>${wrong.length} wrong of ${ok.length} — ${esc(t.model)} / ${esc(t.prompt)}</summary>`;
+      h += `${exampleRows(wrong)}</details>`;
+    } else {
+      const worst = [...ok].sort((a, b) => (a.scores[key] ?? 0) - (b.scores[key] ?? 0));
+      h += `<details><summary>worst ${Math.min(limitWorst, worst.length)} by ${esc(key)} — ${esc(t.model)} / ${esc(t.prompt)}</summary>`;
+      h += `${exampleRows(worst.slice(0, limitWorst))}</details>`;
+    }
   }
   h += `<details><summary>all ${t.examples.length} examples — ${esc(t.model)} / ${esc(t.prompt)}</summary>${exampleRows(t.examples)}</details>`;
   return h;
@@ -114,7 +123,10 @@ function conversationView(c: ConversationResult): string {
           }${k.detail ? ` <span class="muted">${esc(k.detail)}</span>` : ''}${k.error ? ` ${esc(k.error)}` : ''}</div>`,
       )
       .join('');
-    h += `<tr><td>${t.turn}</td><td><b>user</b><pre>${esc(t.user)}</pre><b>assistant</b><pre>${esc(t.assistant)}</pre></td><td>${checks}</td></tr>`;
+    const goal = (t.goal ?? [])
+      .map((k) => `<div class="muted">goal ${k.pass ? '✔' : '✘'} ${esc(k.label)}</div>`)
+      .join('');
+    h += `<tr><td>${t.turn}</td><td><b>user</b><pre>${esc(t.user)}</pre><b>assistant</b><pre>${esc(t.assistant)}</pre></td><td>${checks}${goal}</td></tr>`;
   }
   for (const k of c.conversationChecks) {
     h += `<tr><td>all</td><td class="muted">whole conversation</td><td class="${k.pass ? 'pass' : 'fail'}">${k.pass ? '✔' : '✘'} ${esc(k.label)}${
@@ -132,12 +144,18 @@ export function renderRunReport(run: RunResult): string {
   body +=
     '<h2>Models</h2><table><tr><th>id</th><th>model</th><th>kind</th><th>path / adapter</th><th>tokens in/out</th><th>cost (USD)</th></tr>';
   for (const m of run.models) {
-    const u = run.usage[m.modelId];
+    const u = run.usage[m.id];
     body += `<tr><td>${esc(m.id)}</td><td>${esc(m.modelId)}</td><td>${esc(m.kind)}</td><td>${esc(
       [m.path, m.adapter].filter(Boolean).join(' + '),
     )}</td><td>${u ? `${u.promptTokens} / ${u.completionTokens}` : '0 / 0 (cached)'}</td><td>${
       u?.costUsd !== undefined ? u.costUsd.toFixed(4) : '–'
     }</td></tr>`;
+  }
+  for (const [id, u] of Object.entries(run.usage)) {
+    if (run.models.some((m) => m.id === id)) continue;
+    body += `<tr><td>${esc(id)}</td><td>${esc(u.modelId)}</td><td class="muted">judge / user simulator</td><td></td><td>${
+      u.promptTokens
+    } / ${u.completionTokens}</td><td>${u.costUsd !== undefined ? u.costUsd.toFixed(4) : '–'}</td></tr>`;
   }
   body += '</table><h2>Summary</h2><p class="muted">95 % bootstrap confidence intervals in brackets.</p>';
   body += summaryTable(run);

@@ -7,6 +7,8 @@ export interface TurnResult {
   user: string;
   assistant: string;
   checks: AssertionResult[];
+  /** The goal's checks on this turn (until the goal is met), shown so a report says why it was or was not met. */
+  goal?: AssertionResult[];
 }
 
 export interface ConversationResult {
@@ -32,6 +34,11 @@ export interface ConversationOptions {
   judge?: JudgeContext;
   /** Prompt system text used when the scenario has none (the suite's prompt under test). */
   system?: string;
+  /**
+   * The prompt's few-shot turns: sent to the model under test after the system text, before the conversation, but
+   * not part of the transcript that checks, the judge and the user simulator see.
+   */
+  fewShot?: { user: string; assistant: string }[];
 }
 
 const DONE = '[DONE]';
@@ -62,6 +69,11 @@ export async function runScenario(
 ): Promise<ConversationResult> {
   const system = scenario.system ?? opts.system;
   const transcript: Message[] = system ? [{ role: 'system', content: system }] : [];
+  const head = transcript.length;
+  const shots: Message[] = (opts.fewShot ?? []).flatMap((t) => [
+    { role: 'user' as const, content: t.user },
+    { role: 'assistant' as const, content: t.assistant },
+  ]);
   const result: ConversationResult = {
     scenario: scenario.id,
     lang: scenario.lang,
@@ -81,7 +93,10 @@ export async function runScenario(
     transcript.push({ role: 'user', content: nextUser });
     let reply: string;
     try {
-      const r = await model.chat(transcript, opts.settings);
+      const r = await model.chat(
+        shots.length ? [...transcript.slice(0, head), ...shots, ...transcript.slice(head)] : transcript,
+        opts.settings,
+      );
       reply = r.text;
       result.usage.promptTokens += r.usage.promptTokens;
       result.usage.completionTokens += r.usage.completionTokens;
@@ -92,6 +107,7 @@ export async function runScenario(
     transcript.push({ role: 'assistant', content: reply });
     const where = `scenario ${scenario.id} turn ${turn}`;
     const checks: AssertionResult[] = [];
+    let goalChecks: AssertionResult[] | undefined;
     for (const a of [...scenario.per_turn, ...(scenario.turns[String(turn)] ?? [])]) {
       checks.push(await checkAssertion(a, reply, transcript, opts.judge, where));
     }
@@ -107,8 +123,9 @@ export async function runScenario(
         result.turnsToResolution = turn;
       }
       for (const g of goal) if (g.error) checks.push({ ...g, label: `goal: ${g.label}` });
+      goalChecks = goal;
     }
-    result.turns.push({ turn, user: nextUser, assistant: reply, checks });
+    result.turns.push({ turn, user: nextUser, assistant: reply, checks, goal: goalChecks });
 
     if (scenario.user.mode === 'scripted') {
       nextUser = scenario.user.turns[turn];

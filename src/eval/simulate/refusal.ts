@@ -7,7 +7,9 @@ const refusalPatterns: RegExp[] = [
   /\b(?:I|we)\s+(?:can(?:no|')t|cannot|won't|am unable to|are unable to|am not able to)\s+(?:help|assist|provide|share|do|disclose|answer|comply|discuss)/i,
   /\b(?:not able|unable) to (?:help|assist|provide|share|disclose)/i,
   /\bthat(?:'s| is) (?:outside|beyond) (?:my|our|the) (?:scope|remit)/i,
-  /(?:抱歉|对不起|不好意思)[^。！？]{0,40}(?:无法|不能|不便|没办法|不可以)/,
+  /\b(?:outside|beyond) (?:of )?(?:what (?:I|we) can (?:help|assist) with|(?:my|our) (?:scope|remit|area))/i,
+  // 不便 is left out here: 抱歉给您带来不便 is an apology, not a refusal (不便透露 is caught below).
+  /(?:抱歉|对不起|不好意思)[^。！？]{0,40}(?:无法|不能|没办法|不可以)/,
   /(?:无法|不能|不便)(?:为您)?(?:提供|透露|回答|协助|处理|帮助|告知|执行)/,
   /(?:超出|不在)(?:了)?(?:我的|我们的)?(?:服务|回答|业务)?范围/,
 ];

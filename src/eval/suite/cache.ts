@@ -43,14 +43,17 @@ export class GenerationCache {
     this.putStmt.run(key, model, JSON.stringify(r), Date.now());
   }
 
-  /** Wraps a model so every successful reply is cached; failed calls are not, so a rerun retries them. */
-  wrap(model: ChatModel): ChatModel & { cached: boolean } {
+  /**
+   * Wraps a model so every successful reply is cached; failed calls are not, so a rerun retries them. `identity`
+   * (default: the model id) is what the key names the model by; pass a fingerprint of the weights or endpoint.
+   */
+  wrap(model: ChatModel, identity: string = model.id): ChatModel & { cached: boolean } {
     const cache = this;
     return {
       id: model.id,
       cached: true,
       async chat(messages, settings = {}, signal) {
-        const key = GenerationCache.key(model.id, messages, settings);
+        const key = GenerationCache.key(identity, messages, settings);
         const hit = cache.get(key);
         if (hit) {
           cache.hits++;

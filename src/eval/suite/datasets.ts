@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { LoomError } from '../../core/errors.ts';
 import type { Message } from '../../core/types.ts';
+import { readJsonlRows } from '../metrics/run.ts';
 
 /** One item to generate for: the conversation so far (without the answer) and its reference answers. */
 export interface GenerationItem {
@@ -18,27 +18,7 @@ export interface ClassificationItem {
 }
 
 function readJsonl(path: string): { line: number; value: Record<string, unknown> }[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    throw new LoomError('INPUT_NOT_FOUND', `dataset not found: ${path}`, { file: path });
-  }
-  const out: { line: number; value: Record<string, unknown> }[] = [];
-  text.split('\n').forEach((raw, i) => {
-    if (raw.trim() === '') return;
-    try {
-      out.push({ line: i + 1, value: JSON.parse(raw) as Record<string, unknown> });
-    } catch (e) {
-      throw new LoomError('INPUT_MALFORMED', `invalid JSON: ${(e as Error).message}`, {
-        file: path,
-        line: i + 1,
-        hint: 'each line must be one JSON object; run `loom data lint` on the file',
-      });
-    }
-  });
-  if (out.length === 0) throw new LoomError('INPUT_FORMAT', `dataset is empty: ${path}`, { file: path });
-  return out;
+  return readJsonlRows(path, 'dataset');
 }
 
 function stringFields(o: Record<string, unknown>): Record<string, string> {

@@ -31,7 +31,9 @@ export interface TaskRunResult {
   errors: string[];
 }
 
+/** Tokens one suite model spent in a run (keyed by the suite's model id); `modelId` is what prices are looked up by. */
 export interface ModelUsage {
+  modelId: string;
   promptTokens: number;
   completionTokens: number;
   costUsd?: number;
@@ -49,4 +51,6 @@ export interface RunResult {
   usage: Record<string, ModelUsage>;
   cache: { hits: number; misses: number };
   errors: string[];
+  /** Dataset and scenario files the run read, with content hashes (lineage: which data a score came from). */
+  datasets?: { task: string; path: string; sha256: string }[];
 }

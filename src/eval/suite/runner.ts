@@ -1,8 +1,15 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { type ModelSpec, type Scenario, type SuiteConfig, scenarioSchema, suiteSchema } from '../../config/eval.ts';
+import {
+  type ModelSpec,
+  priceTableSchema,
+  type Scenario,
+  type SuiteConfig,
+  scenarioSchema,
+  suiteSchema,
+} from '../../config/eval.ts';
 import { loadConfig, validateConfig } from '../../config/load.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../../core/atomic.ts';
 import { LoomError } from '../../core/errors.ts';
@@ -18,7 +25,7 @@ const LETTERS = 'ABCDEFGHIJ'.split('');
 
 import { extractLabel } from '../metrics/index.ts';
 import { loadClassificationItems, loadGenerationItems } from './datasets.ts';
-import { openModel } from './models.ts';
+import { modelFingerprint, openModel } from './models.ts';
 import { promptKey, renderPrompt } from './prompts.ts';
 import type { ExampleResult, RunResult, TaskRunResult } from './results.ts';
 import { conversationSummary, scoreClassification, scoreGeneration } from './scoring.ts';
@@ -69,13 +76,16 @@ function loadScenarios(patterns: string[], baseDir: string): Scenario[] {
   return out;
 }
 
-/** Counts tokens actually spent per model id (inside the cache, so cached replies cost nothing). */
-function metered(model: ChatModel, usage: RunResult['usage']): ChatModel {
+/**
+ * Counts tokens actually spent per suite model id (inside the cache, so cached replies cost nothing). Keyed by the
+ * suite's id, not the model's: two endpoints serving the same model name are billed separately.
+ */
+function metered(model: ChatModel, key: string, usage: RunResult['usage']): ChatModel {
   return {
     id: model.id,
     async chat(m, s, signal) {
       const r = await model.chat(m, s, signal);
-      const u = (usage[model.id] ??= { promptTokens: 0, completionTokens: 0 });
+      const u = (usage[key] ??= { modelId: model.id, promptTokens: 0, completionTokens: 0 });
       u.promptTokens += r.usage.promptTokens;
       u.completionTokens += r.usage.completionTokens;
       return r;
@@ -107,6 +117,13 @@ export async function runSuite(path: string, opts: RunSuiteOptions = {}): Promis
     cache: { hits: 0, misses: 0 },
     errors: [],
   };
+  result.datasets = config.tasks.flatMap((t) =>
+    (t.kind === 'conversation' ? t.scenarios : [t.dataset]).map((f) => {
+      const file = resolve(baseDir, f);
+      const sha256 = existsSync(file) ? createHash('sha256').update(readFileSync(file)).digest('hex') : '';
+      return { task: t.id, path: file, sha256 };
+    }),
+  );
   const cache = new GenerationCache(resolve(baseDir, config.cache));
   const models = new Map<string, ChatModel>();
   const specs = new Map<string, ModelSpec>(config.models.map((m) => [m.id, m]));
@@ -120,13 +137,21 @@ export async function runSuite(path: string, opts: RunSuiteOptions = {}): Promis
     }
     let m = models.get(id);
     if (!m) {
-      m = cache.wrap(metered(await openModel(spec, baseDir), result.usage));
+      m = cache.wrap(metered(await openModel(spec, baseDir), id, result.usage), modelFingerprint(spec, baseDir));
       models.set(id, m);
     }
     return m;
   };
   const settings = settingsOf(config.generation);
+  // Read before any model runs, so a bad price file fails fast instead of after the whole run.
+  const prices = {
+    ...defaultPrices,
+    ...(config.prices_file ? loadConfig(resolve(baseDir, config.prices_file), priceTableSchema).config : {}),
+    ...config.prices,
+  };
   const save = () => {
+    for (const u of Object.values(result.usage))
+      u.costUsd = costOf(u.modelId, u.promptTokens, u.completionTokens, prices);
     writeJsonAtomic(join(dir, 'results.json'), result);
     writeFileAtomic(join(dir, 'report.html'), renderRunReport(result));
   };
@@ -281,7 +306,13 @@ export async function runSuite(path: string, opts: RunSuiteOptions = {}): Promis
               const userModel = task.user_model ? await getModel(task.user_model) : undefined;
               const bar = new Progress({ label, total: scenarios.length, unit: 'scenarios' });
               const convs: ConversationResult[] = await mapPool(scenarios, opts.parallel ?? 4, async (s) => {
-                const r = await runScenario(s, model, { settings, userModel, judge: judgeCtx, system: prompt.system });
+                const r = await runScenario(s, model, {
+                  settings,
+                  userModel,
+                  judge: judgeCtx,
+                  system: prompt.system,
+                  fewShot: prompt.few_shot,
+                });
                 bar.tick();
                 return r;
               });
@@ -306,9 +337,6 @@ export async function runSuite(path: string, opts: RunSuiteOptions = {}): Promis
     for (const m of models.values()) await m.close?.();
     cache.close();
   }
-  const prices = { ...defaultPrices, ...config.prices };
-  for (const [id, u] of Object.entries(result.usage))
-    u.costUsd = costOf(id, u.promptTokens, u.completionTokens, prices);
   result.finished = new Date().toISOString();
   save();
   return { result, dir };
