@@ -29,6 +29,23 @@ const quick = process.argv.includes('--quick');
 const cfg: LlamaConfig = presetConfig('smollm2-135m', quick ? { num_hidden_layers: 4 } : {});
 const weights = newModel(cfg, 1);
 
+/**
+ * Single-thread memory copy bandwidth (STREAM "copy" convention: bytes read + bytes written), best of 5 copies of
+ * a 256 MiB buffer, far larger than the caches.
+ */
+function copyBandwidth(): number {
+  const n = (256 * 2 ** 20) / 4;
+  const src = new Float32Array(n).fill(1);
+  const dst = new Float32Array(n);
+  let best = Number.POSITIVE_INFINITY;
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    dst.set(src);
+    best = Math.min(best, (performance.now() - t0) / 1000);
+  }
+  return (2 * n * 4) / best / 1e9;
+}
+
 const H = cfg.hiddenSize;
 const linParams =
   cfg.numLayers *
@@ -175,6 +192,10 @@ try {
   await decodeOnce();
   const decodeS = await decodeOnce();
   const weightBytes = (linParams + headParams) * 4;
+  // Decode reads every weight once per token, so its ceiling is copy bandwidth / weight bytes (measured now,
+  // under the same load as the decode run).
+  const copyGbPerS = copyBandwidth();
+  const boundTokensPerS = (copyGbPerS * 1e9) / weightBytes;
   emit({
     phase: 'decode',
     prompt,
@@ -182,6 +203,9 @@ try {
     ...rates(steps, decodeS),
     weight_mb_per_token: +(weightBytes / 2 ** 20).toFixed(0),
     achieved_gb_per_s: +((weightBytes * steps) / decodeS.wall / 1e9).toFixed(2),
+    copy_gb_per_s: +copyGbPerS.toFixed(2),
+    bandwidth_bound_tokens_per_s: +boundTokensPerS.toFixed(1),
+    fraction_of_bound: +(steps / decodeS.wall / boundTokensPerS).toFixed(3),
   });
   await infSession.release();
   // Same decode with 4-bit MatMulNBits weights (opt-in lossy lowering).
