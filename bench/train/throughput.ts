@@ -4,7 +4,7 @@
  * linear projections, and full fine-tuning) beside the PyTorch 1.13 reference (tools/reference/train_ref.py, run with
  * OPENBLAS_CORETYPE=SkylakeX) in the same run; MFU against the measured ORT MatMul peak; peak RSS per method.
  *
- *   npx tsx bench/train/throughput.ts [--steps 2] [--layers 30] [--skip-torch] [--methods lora,full]
+ *   npx tsx bench/train/throughput.ts [--steps 2] [--layers 30] [--skip-torch] [--methods lora,full] [--no-arena]
  * Prints JSON lines. Each measurement runs in its own process so peak RSS is per method.
  */
 import { spawnSync } from 'node:child_process';
@@ -24,6 +24,8 @@ const opt = (k: string, d: string): string => {
 const STEPS = Number(opt('steps', '2'));
 const LAYERS = Number(opt('layers', '30'));
 const THREADS = Number(opt('threads', '2'));
+/** `--no-arena`: load the step graph with ORT's CPU memory arena off (training's `ort_memory_arena: false`). */
+const ARENA = !args.includes('--no-arena');
 const B = 4;
 const T = 256;
 const RANK = 8;
@@ -110,7 +112,7 @@ async function loomStep(method: Method): Promise<Record<string, unknown>> {
   const e = await Engine.create({ threads: THREADS });
   try {
     const t1 = performance.now();
-    const s = await e.load(graphs.step!, { transfer: true });
+    const s = await e.load(graphs.step!, { transfer: true, memArena: ARENA });
     graphs.step = undefined;
     weights = undefined;
     const loadS = (performance.now() - t1) / 1000;
@@ -165,6 +167,7 @@ async function loomStep(method: Method): Promise<Record<string, unknown>> {
       gflops_per_cpu_s: Number((stepFlops(m, method) / cpuStep / 1e9).toFixed(1)),
       impl: 'loom',
       method,
+      mem_arena: ARENA,
       step_s: Number(step.toFixed(3)),
       tokens_per_s: Number(((B * T) / step).toFixed(1)),
       gflops: Number((stepFlops(m, method) / step / 1e9).toFixed(1)),
@@ -240,6 +243,7 @@ if (args.includes('--child')) {
       String(LAYERS),
       '--threads',
       String(THREADS),
+      ...(ARENA ? [] : ['--no-arena']),
     ]);
     const mfu = typeof loom.gflops === 'number' ? Number(((loom.gflops / peak) * 100).toFixed(1)) : null;
     // contention-robust: FLOPs per CPU-second of the step vs per CPU-second of the peak MatMul
