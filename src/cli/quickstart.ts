@@ -19,6 +19,12 @@ export const quickstartStages: { name: string; run: Stage }[] = [
   { name: 'eval', run: evalStage },
 ];
 
+/** Wall time and this process's CPU time (ONNX Runtime's threads included) since a start point. */
+function timing(t0: number, c0: NodeJS.CpuUsage): string {
+  const c = process.cpuUsage(c0);
+  return `${((Date.now() - t0) / 1000).toFixed(1)} s, CPU ${((c.user + c.system) / 1e6).toFixed(1)} s`;
+}
+
 export function registerQuickstart(program: Command): void {
   program
     .command('quickstart')
@@ -26,11 +32,15 @@ export function registerQuickstart(program: Command): void {
     .option('-o, --out <dir>', 'output folder', 'out/quickstart')
     .addHelpText('after', '\nExample:\n  $ npx loom quickstart --out /tmp/qs')
     .action(async (opts: { out: string }) => {
+      const start = Date.now();
+      const cpuStart = process.cpuUsage();
       for (const s of quickstartStages) {
         const t0 = Date.now();
+        const c0 = process.cpuUsage();
         const r = await s.run(opts.out);
-        process.stdout.write(`\n== ${r.stage} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n${r.summary}\n`);
+        process.stdout.write(`\n== ${r.stage} (${timing(t0, c0)})\n${r.summary}\n`);
         for (const o of r.outputs) process.stdout.write(`  → ${o}\n`);
       }
+      process.stdout.write(`\n== done (${timing(start, cpuStart)})\n`);
     });
 }
