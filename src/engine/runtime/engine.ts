@@ -31,7 +31,7 @@ export interface LoadOptions {
   profilePrefix?: string;
   /**
    * ORT's CPU memory arena (default on). Off, freed activations go back to the system instead of staying in the
-   * arena: a 30-layer LoRA step peaked at 6.1 GB instead of 8.0 GB (docs/benchmarks.md), at some speed cost.
+   * arena: a 30-layer LoRA step peaked at 6.7 GB instead of 7.3 GB (docs/benchmarks.md), about 20 % slower.
    */
   memArena?: boolean;
 }
