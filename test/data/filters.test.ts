@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { DataRow, RejectRecord } from '../../src/core/types.ts';
+import type { DataRow } from '../../src/core/types.ts';
 import {
   c4,
   charTokens,
@@ -19,26 +19,7 @@ import {
   zhQuality,
 } from '../../src/data/filters/index.ts';
 import { detectLanguage } from '../../src/data/langid.ts';
-import type { Step } from '../../src/data/step.ts';
-
-async function runStep(step: Step, rows: DataRow[]) {
-  const rejects: RejectRecord[] = [];
-  const counts: Record<string, number> = {};
-  const ctx = {
-    reject: (r: RejectRecord) => rejects.push(r),
-    count: (k: string, n = 1) => {
-      counts[k] = (counts[k] ?? 0) + n;
-    },
-    tmpDir: '/tmp',
-    strict: false,
-  };
-  async function* src() {
-    yield* rows;
-  }
-  const out: DataRow[] = [];
-  for await (const r of step.run(src(), ctx)) out.push(r);
-  return { out, rejects, counts };
-}
+import { runStep } from './step-helpers.ts';
 
 function on<T>(x: T | false): T {
   assert.notEqual(x, false);
@@ -296,7 +277,7 @@ describe('quality filter step and presets', () => {
       row('spam', { text: `${'buy now cheap '.repeat(40)}.` }),
       row('empty', { text: '   ' }),
     ];
-    const { out, rejects, counts } = await runStep(qualityFilterStep({ preset: 'web' }), rows);
+    const { kept: out, rejects, counts } = await runStep(qualityFilterStep({ preset: 'web' }), rows);
     assert.deepEqual(
       out.map((r) => [r.id, r.meta.lang]),
       [
@@ -329,7 +310,7 @@ describe('quality filter step and presets', () => {
       }),
       row('loop', { messages: [{ role: 'assistant', content: '哈'.repeat(120) }] }),
     ];
-    const { out, rejects } = await runStep(qualityFilterStep({ preset: 'chat' }), rows);
+    const { kept: out, rejects } = await runStep(qualityFilterStep({ preset: 'chat' }), rows);
     assert.deepEqual(
       out.map((r) => r.id),
       ['ok', 'thanks'],
@@ -360,7 +341,7 @@ describe('quality filter step and presets', () => {
     const rows = Array.from({ length: 600 }, (_, i) => row(`r${i}`, { text: texts[i % texts.length]! }));
     const a = await runStep(qualityFilterStep({ preset: 'web', workers: 0 }), rows);
     const b = await runStep(qualityFilterStep({ preset: 'web', workers: 2, parallel_min_chars: 1000 }), rows);
-    assert.deepEqual(b.out, a.out);
+    assert.deepEqual(b.kept, a.kept);
     assert.deepEqual(b.rejects, a.rejects);
     assert.equal(b.counts['parallel.filter_workers'], 2);
     delete b.counts['parallel.filter_workers'];
@@ -369,7 +350,7 @@ describe('quality filter step and presets', () => {
 
   it('C4 line removal is logged as a change', async () => {
     const text = `${en}\nPlease enable javascript to continue.`;
-    const { out, rejects, counts } = await runStep(qualityFilterStep({ preset: 'web' }), [row('c', { text })]);
+    const { kept: out, rejects, counts } = await runStep(qualityFilterStep({ preset: 'web' }), [row('c', { text })]);
     assert.equal(out[0]!.text, en);
     assert.equal(rejects[0]!.action, 'changed');
     assert.equal(rejects[0]!.reason, 'c4.lines_removed');

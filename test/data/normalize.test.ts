@@ -1,27 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { DataRow, RejectRecord } from '../../src/core/types.ts';
+import type { DataRow } from '../../src/core/types.ts';
 import { createNormalizer, normalizeStep } from '../../src/data/normalize.ts';
-import type { Step } from '../../src/data/step.ts';
-
-async function runStep(step: Step, rows: DataRow[]) {
-  const rejects: RejectRecord[] = [];
-  const counts: Record<string, number> = {};
-  const ctx = {
-    reject: (r: RejectRecord) => rejects.push(r),
-    count: (k: string, n = 1) => {
-      counts[k] = (counts[k] ?? 0) + n;
-    },
-    tmpDir: '/tmp',
-    strict: false,
-  };
-  async function* src() {
-    yield* rows;
-  }
-  const out: DataRow[] = [];
-  for await (const r of step.run(src(), ctx)) out.push(r);
-  return { out, rejects, counts };
-}
+import { runStep } from './step-helpers.ts';
 
 const row = (id: string, fields: Partial<DataRow>): DataRow => ({
   id,
@@ -86,7 +67,11 @@ describe('normalize', () => {
       row('c', { text: 'unchanged' }),
       row('d', { text: 'ＸＹＺ' }),
     ];
-    const { out, rejects, counts } = await runStep(normalizeStep({ log_changes: 'sample', sample_size: 1 }), rows);
+    const {
+      kept: out,
+      rejects,
+      counts,
+    } = await runStep(normalizeStep({ log_changes: 'sample', sample_size: 1 }), rows);
     assert.deepEqual(
       out.map((r) => r.text ?? r.messages?.[0]?.content),
       ['ABC x', 'hi there', 'unchanged', 'XYZ'],
@@ -117,6 +102,6 @@ describe('normalize', () => {
     const none = await runStep(normalizeStep({ log_changes: 'none' }), rows);
     assert.equal(none.rejects.length, 0);
     const disabled = await runStep(normalizeStep({ enabled: false }), rows);
-    assert.deepEqual(disabled.out, rows);
+    assert.deepEqual(disabled.kept, rows);
   });
 });

@@ -2,26 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DataRow, RejectRecord } from '../../src/core/types.ts';
 import { cnIdValid, createPiiDetector, luhnValid, piiStep, rejectMasker } from '../../src/data/pii.ts';
-import type { Step } from '../../src/data/step.ts';
-
-async function runStep(step: Step, rows: DataRow[]) {
-  const rejects: RejectRecord[] = [];
-  const counts: Record<string, number> = {};
-  const ctx = {
-    reject: (r: RejectRecord) => rejects.push(r),
-    count: (k: string, n = 1) => {
-      counts[k] = (counts[k] ?? 0) + n;
-    },
-    tmpDir: '/tmp',
-    strict: false,
-  };
-  async function* src() {
-    yield* rows;
-  }
-  const out: DataRow[] = [];
-  for await (const r of step.run(src(), ctx)) out.push(r);
-  return { out, rejects, counts };
-}
+import { runStep } from './step-helpers.ts';
 
 const row = (id: string, fields: Partial<DataRow>): DataRow => ({
   id,
@@ -146,7 +127,7 @@ describe('PII step', () => {
       row('b', { messages: [{ role: 'user', content: 'my ip is 8.8.8.8' }] }),
       row('c', { text: 'nothing here 2023' }),
     ];
-    const { out, rejects, counts } = await runStep(piiStep({}), rows);
+    const { kept: out, rejects, counts } = await runStep(piiStep({}), rows);
     assert.equal(out[0]!.text, '我的手机是<PHONE>，邮箱 <EMAIL>');
     assert.equal(out[1]!.messages![0]!.content, 'my ip is <IP>');
     assert.equal(out[2], rows[2]);
@@ -166,23 +147,23 @@ describe('PII step', () => {
   it('scans meta string values unless scan_meta is off', async () => {
     const r = row('m', { text: 'hello', meta: { contact: { phone: '13812345678' }, n: 3 } });
     const on = await runStep(piiStep({}), [r]);
-    assert.deepEqual(on.out[0]!.meta, { contact: { phone: '<PHONE>' }, n: 3 });
-    assert.equal(on.out[0]!.text, 'hello');
+    assert.deepEqual(on.kept[0]!.meta, { contact: { phone: '<PHONE>' }, n: 3 });
+    assert.equal(on.kept[0]!.text, 'hello');
     const off = await runStep(piiStep({ scan_meta: false }), [r]);
-    assert.equal(off.out[0], r);
+    assert.equal(off.kept[0], r);
   });
 
   it('drop action and max_spans drop rows; rejects_keep_original keeps the original', async () => {
     const rows = [row('a', { text: 'mail a@b.com' }), row('b', { text: 'clean' })];
     const drop = await runStep(piiStep({ action: 'drop' }), rows);
     assert.deepEqual(
-      drop.out.map((r) => r.id),
+      drop.kept.map((r) => r.id),
       ['b'],
     );
     assert.equal(drop.rejects[0]!.reason, 'pii.found: email');
     assert.equal((drop.rejects[0]!.row as DataRow).text, 'mail <EMAIL>');
     const many = await runStep(piiStep({ max_spans: 1 }), [row('m', { text: 'a@b.com c@d.com' })]);
-    assert.equal(many.out.length, 0);
+    assert.equal(many.kept.length, 0);
     assert.equal(many.rejects[0]!.reason, 'pii.too_many_spans');
     const orig = await runStep(piiStep({ rejects_keep_original: true }), rows);
     assert.equal((orig.rejects[0]!.row as DataRow).text, 'mail a@b.com');

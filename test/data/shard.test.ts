@@ -14,7 +14,7 @@ import {
   shardFromEnv,
   shardPaths,
 } from '../../src/data/shard.ts';
-import { randomHan, randomWords, runStep, tempDir } from './dedup-helpers.ts';
+import { randomHan, randomWords, runStep, tempDir } from './step-helpers.ts';
 
 describe('shard selection', () => {
   it('parses i/N and rejects out-of-range shards', () => {

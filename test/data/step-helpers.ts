@@ -1,4 +1,4 @@
-/** Shared helpers for the dedup/split/shard tests: rows from texts, a collecting StepContext, a temp folder. */
+/** Shared helpers for the data-step tests: rows from texts, a collecting StepContext, a temp folder. */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
