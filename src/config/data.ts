@@ -18,29 +18,13 @@
  *   split: { train: 0.8, validation: 0.1, test: 0.1, seed: 42 }
  */
 import { z } from 'zod';
+import { FORMAT_NAMES } from '../data/formats/index.ts';
 import { filtersConfig, ingestConfig, normalizeConfig, piiConfig } from './data-clean.ts';
 import { boilerplateConfig, exactDedupConfig, nearDedupConfig, splitConfig } from './data-dedup.ts';
 
-export const RECORD_FORMATTINGS = [
-  'auto',
-  'messages',
-  'text',
-  'classification',
-  'preference',
-  'alpaca',
-  'sharegpt',
-  'openai',
-  'llamafactory',
-] as const;
-export const OUTPUT_FORMATS = [
-  'messages',
-  'text',
-  'classification',
-  'preference',
-  'alpaca',
-  'sharegpt',
-  'openai',
-] as const;
+/** What an input file's records are: any format Loom writes, a LLaMA-Factory registry, or detect per record. */
+export const RECORD_FORMATTINGS = ['auto', ...FORMAT_NAMES, 'llamafactory'] as const;
+export const OUTPUT_FORMATS = FORMAT_NAMES;
 
 const INGEST_COLUMNS = ['text', 'label', 'messages', 'prompt', 'chosen', 'rejected', 'id'];
 /** Formats whose `columns` are the importer's (LLaMA-Factory column names); the others map ingest fields. */
