@@ -252,7 +252,7 @@ try {
   emit({ phase: 'load_train', seconds: +((performance.now() - t) / 1000).toFixed(2), adapters: adapters.length });
   const [B, T] = [4, 256];
   const trainFeeds = { ...feedsLora, input_ids: ids(B, T, 3), position_ids: positions(B, T), labels: ids(B, T, 3) };
-  const stepS = await timeIt(async () => void (await trSession.run(trainFeeds)), quick ? 1000 : 6000, 2);
+  const stepS = await timeIt(async () => void (await trSession.run(trainFeeds)), quick ? 1000 : 6000, 3);
   const tf = 2 * B * fwdFlops(T, (i) => i + 1);
   emit({
     phase: 'lora_fwd_bwd',
