@@ -159,6 +159,6 @@ def step():
     loss.backward()
 
 
-st, st_cpu = timeit(step, 1 if QUICK else 6, 2)
+st, st_cpu = timeit(step, 1 if QUICK else 6, 3)
 emit(phase="lora_fwd_bwd", batch=4, seq=256, step_s=round(st, 3), **rates(1024, st, st_cpu))
 emit(phase="memory", peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
