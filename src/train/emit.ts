@@ -4,6 +4,7 @@ import { stringify as toYaml } from 'yaml';
 import { loraAlpha, type TrainConfig } from '../config/train.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.ts';
 import { LoomError } from '../core/errors.ts';
+import { registryEntryFor } from '../data/formats/llamafactory.ts';
 
 /**
  * Scale-out hand-off: the same job written for an existing distributed trainer (LLaMA-Factory, Axolotl, TRL), with
@@ -204,22 +205,7 @@ function emitLlamaFactory(c: TrainConfig, o: EmitOptions, warnings: string[]): E
   const dataDir = join(o.outDir, 'data');
   const data = copyData(c, o, dataDir, files);
   const info: Record<string, unknown> = {};
-  const entry = (file: string): Record<string, unknown> =>
-    c.stage === 'pt'
-      ? { file_name: file, columns: { prompt: 'text' } }
-      : {
-          file_name: file,
-          formatting: 'sharegpt',
-          columns: { messages: 'messages' },
-          tags: {
-            role_tag: 'role',
-            content_tag: 'content',
-            user_tag: 'user',
-            assistant_tag: 'assistant',
-            system_tag: 'system',
-            observation_tag: 'tool',
-          },
-        };
+  const entry = (file: string) => registryEntryFor(file, c.stage === 'pt' ? 'text' : 'messages');
   const names = data.train.map((f) => f.replace(/\.[^.]+$/, ''));
   data.train.forEach((f, i) => {
     info[names[i]!] = entry(f);

@@ -175,6 +175,7 @@ export function registryEntryFor(fileName: string, format: FormatName, ranking =
           user_tag: 'user',
           assistant_tag: 'assistant',
           system_tag: 'system',
+          observation_tag: 'tool',
         },
       };
     case 'sharegpt':
