@@ -132,6 +132,18 @@ function warmupKeys(c: TrainConfig): Record<string, number> {
   return c.warmup_steps > 0 ? { warmup_steps: c.warmup_steps } : { warmup_ratio: c.warmup_ratio };
 }
 
+/** AdamW, clipping and seed under the HF TrainingArguments names that LLaMA-Factory and Axolotl both read. */
+function optimizerKeys(c: TrainConfig): Record<string, number> {
+  return {
+    weight_decay: c.weight_decay,
+    adam_beta1: c.adam_beta1,
+    adam_beta2: c.adam_beta2,
+    adam_epsilon: c.adam_epsilon,
+    max_grad_norm: c.max_grad_norm,
+    seed: c.seed,
+  };
+}
+
 /** Copies the dataset files next to the job; Loom's messages JSONL is already the OpenAI/sharegpt-with-tags shape. */
 function copyData(
   c: TrainConfig,
@@ -273,12 +285,7 @@ function emitLlamaFactory(c: TrainConfig, o: EmitOptions, warnings: string[]): E
     lr_scheduler_type: sched.name,
     ...(sched.kwargs ? { lr_scheduler_kwargs: sched.kwargs } : {}),
     ...warmupKeys(c),
-    weight_decay: c.weight_decay,
-    adam_beta1: c.adam_beta1,
-    adam_beta2: c.adam_beta2,
-    adam_epsilon: c.adam_epsilon,
-    max_grad_norm: c.max_grad_norm,
-    seed: c.seed,
+    ...optimizerKeys(c),
     bf16: true,
     ...(c.eval_steps ? { eval_strategy: 'steps', eval_steps: c.eval_steps, per_device_eval_batch_size: 1 } : {}),
     ...(c.early_stopping_patience ? { early_stopping_steps: c.early_stopping_patience } : {}),
@@ -360,12 +367,7 @@ function emitAxolotl(c: TrainConfig, o: EmitOptions, warnings: string[]): EmitRe
     lr_scheduler: sched,
     ...(c.min_lr > 0 && sched === 'cosine' ? { cosine_min_lr_ratio: c.min_lr / c.learning_rate } : {}),
     ...warmupKeys(c),
-    weight_decay: c.weight_decay,
-    adam_beta1: c.adam_beta1,
-    adam_beta2: c.adam_beta2,
-    adam_epsilon: c.adam_epsilon,
-    max_grad_norm: c.max_grad_norm,
-    seed: c.seed,
+    ...optimizerKeys(c),
     bf16: 'auto',
     logging_steps: c.logging_steps,
     ...(c.eval_steps ? { eval_steps: c.eval_steps } : {}),
