@@ -189,6 +189,22 @@ function checkPaired(a: readonly unknown[], b: readonly unknown[]): void {
   if (a.length === 0) throw new LoomError('METRIC_INPUT', 'paired test needs at least one segment');
 }
 
+/** Both systems' corpus scores over all segments, after checking they score the same segments. */
+function pairedCorpusScores<S extends { score: number }>(
+  metric: CorpusMetric<S>,
+  baseStats: readonly ArrayLike<number>[],
+  sysStats: readonly ArrayLike<number>[],
+): { width: number; baseline: number; system: number } {
+  checkPaired(baseStats, sysStats);
+  const width = metric.statsWidth();
+  const all = range(baseStats.length);
+  return {
+    width,
+    baseline: metric.scoreFromStats(sumRows(baseStats, all, width)).score,
+    system: metric.scoreFromStats(sumRows(sysStats, all, width)).score,
+  };
+}
+
 /**
  * Paired bootstrap resampling (Koehn 2004; sacrebleu _paired_bs_test): the same resampled segment sets score both
  * systems; p = (#{|Δ*| − mean|Δ*| > |Δ|} + 1) / (n + 1).
@@ -199,13 +215,9 @@ export function pairedBootstrap<S extends { score: number }>(
   sysStats: readonly ArrayLike<number>[],
   opts: ResampleOptions = {},
 ): PairedResult {
-  checkPaired(baseStats, sysStats);
+  const { width, baseline, system } = pairedCorpusScores(metric, baseStats, sysStats);
   const nSamples = opts.nSamples ?? 1000;
   const seed = opts.seed ?? 12345;
-  const width = metric.statsWidth();
-  const all = range(baseStats.length);
-  const baseline = metric.scoreFromStats(sumRows(baseStats, all, width)).score;
-  const system = metric.scoreFromStats(sumRows(sysStats, all, width)).score;
   const idxs = bootstrapIndices(new Rng(seed), nSamples, baseStats.length);
   const bl = idxs.map((idx) => metric.scoreFromStats(sumRows(baseStats, idx, width)).score);
   const sy = idxs.map((idx) => metric.scoreFromStats(sumRows(sysStats, idx, width)).score);
@@ -240,14 +252,10 @@ export function pairedApproxRandomization<S extends { score: number }>(
   sysStats: readonly ArrayLike<number>[],
   opts: ResampleOptions = {},
 ): PairedResult {
-  checkPaired(baseStats, sysStats);
+  const { width, baseline, system } = pairedCorpusScores(metric, baseStats, sysStats);
   const nSamples = opts.nSamples ?? 10000;
   const seed = opts.seed ?? 12345;
-  const width = metric.statsWidth();
   const n = baseStats.length;
-  const all = range(n);
-  const baseline = metric.scoreFromStats(sumRows(baseStats, all, width)).score;
-  const system = metric.scoreFromStats(sumRows(sysStats, all, width)).score;
   const real = Math.abs(baseline - system);
   const rng = new Rng(seed);
   let c = 0;
