@@ -17,10 +17,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Rng } from '../../src/core/rng.ts';
 import { Bleu } from '../../src/eval/metrics/bleu.ts';
 import { Chrf } from '../../src/eval/metrics/chrf.ts';
 import { RougeScorer } from '../../src/eval/metrics/rouge.ts';
-import { Rng } from '../../src/eval/metrics/stats.ts';
 
 const args = process.argv.slice(2);
 const argOf = (k: string, d: number) => {
@@ -59,9 +59,9 @@ function chineseSentences(): string[] {
 function perturb(units: string[], rng: Rng, vocab: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < units.length; i++) {
-    const r = rng.int(100);
+    const r = rng.intUnbiased(100);
     if (r < 8) continue;
-    if (r < 14) out.push(vocab[rng.int(vocab.length)]);
+    if (r < 14) out.push(vocab[rng.intUnbiased(vocab.length)]);
     else if (r < 18 && i + 1 < units.length) {
       out.push(units[i + 1], units[i]);
       i++;

@@ -1,12 +1,13 @@
 import { Command } from 'commander';
 import { isLoomError } from '../core/errors.ts';
+import { loomVersion } from '../core/version.ts';
 import { registerCommands } from './commands.ts';
 
 const program = new Command();
 program
   .name('loom')
   .description('Loom: raw business text → clean data → fine-tuned, evaluated model')
-  .version('0.1.0')
+  .version(loomVersion())
   .showHelpAfterError()
   .addHelpText(
     'after',

@@ -6,7 +6,7 @@
  *   boilerplateConfig   → boilerplateStep(cfg)      (src/data/dedup/boilerplate.ts)
  *   splitConfig         → assignSplits(rows, cfg)   (src/data/split.ts)
  *
- * Defaults follow /work/shared/research/data-pipeline.md (FineWeb: 112 permutations = 14 bands x 8 rows, word
+ * Defaults follow FineWeb's published MinHash setup (112 permutations = 14 bands x 8 rows, word
  * 5-grams) and the near-dup benchmark in bench/data/neardup.ts (docs/data.md explains each choice).
  */
 import { z } from 'zod';

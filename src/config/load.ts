@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { LoomError } from '../core/errors.ts';
+import { closest } from '../core/nearest.ts';
 
 export type Plain = Record<string, unknown>;
 
@@ -81,25 +82,89 @@ function unionIssues(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
   });
 }
 
-/** Validates a plain object against a schema; errors name the file, the key and (for YAML) the line. */
+/** Walks a zod schema down a key path (through optional/default/union/pipe wrappers) to the keys an object there takes. */
+function keysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
+  type Def = {
+    type: string;
+    shape?: Record<string, z.ZodType>;
+    innerType?: z.ZodType;
+    options?: z.ZodType[];
+    in?: z.ZodType;
+    out?: z.ZodType;
+    element?: z.ZodType;
+    valueType?: z.ZodType;
+    getter?: () => z.ZodType;
+  };
+  const defOf = (s: z.ZodType): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
+  const candidates = (s: z.ZodType, depth = 0): z.ZodType[] => {
+    if (depth > 20) return [];
+    const d = defOf(s);
+    if (d.innerType) return candidates(d.innerType, depth + 1);
+    if (d.type === 'pipe' && d.in)
+      return [...candidates(d.in, depth + 1), ...(d.out ? candidates(d.out, depth + 1) : [])];
+    if (d.type === 'lazy' && d.getter) return candidates(d.getter(), depth + 1);
+    if (d.options) return d.options.flatMap((o) => candidates(o, depth + 1));
+    return [s];
+  };
+  let level = candidates(schema);
+  for (const p of path) {
+    level = level.flatMap((s) => {
+      const d = defOf(s);
+      if (d.shape && typeof p === 'string' && d.shape[p]) return candidates(d.shape[p]!);
+      if (d.element && (typeof p === 'number' || /^\d+$/.test(String(p)))) return candidates(d.element);
+      if (d.valueType) return candidates(d.valueType);
+      return [];
+    });
+  }
+  return [...new Set(level.flatMap((s) => Object.keys(defOf(s).shape ?? {})))];
+}
+
+/** The `key=value` override (as typed) that set `path` or a section above or below it, if any did. */
+function overrideFor(overrides: readonly string[], path: readonly PropertyKey[]): string | undefined {
+  const p = path.map(String);
+  // The last matching override wins, as it does when overrides are applied.
+  for (const ov of [...overrides].reverse()) {
+    const eq = ov.indexOf('=');
+    if (eq <= 0) continue;
+    const k = ov.slice(0, eq).trim().split('.');
+    const n = Math.min(k.length, p.length);
+    if (n > 0 && k.slice(0, n).every((x, i) => x === p[i])) return ov;
+  }
+  return undefined;
+}
+
+/**
+ * Validates a plain object against a schema; errors name the file, the key and (for YAML) the line, or the
+ * command-line `key=value` override when that is where the bad value came from. An unknown key gets the nearest
+ * valid key as a suggestion.
+ */
 export function validateConfig<S extends z.ZodType>(
   schema: S,
   value: unknown,
   source = '<config>',
   lineOf?: (path: readonly PropertyKey[]) => number | undefined,
+  overrides: readonly string[] = [],
 ): z.output<S> {
   const r = schema.safeParse(value);
   if (!r.success) {
     const issues = unionIssues(r.error.issues);
     const first = issues[0];
     // An unknown key is best pointed at by its own line, not its parent's.
-    const path =
-      first && first.code === 'unrecognized_keys' && first.keys.length ? [...first.path, first.keys[0]!] : first?.path;
-    throw new LoomError('CONFIG_INVALID', `invalid config: ${describeIssues(issues)}`, {
-      file: source,
-      line: path && lineOf ? lineOf(path) : undefined,
+    const unknownKey = first && first.code === 'unrecognized_keys' && first.keys.length ? first.keys[0]! : undefined;
+    const path = first && unknownKey !== undefined ? [...first.path, unknownKey] : first?.path;
+    const fromCli = path ? overrideFor(overrides, path) : undefined;
+    const near = first && unknownKey !== undefined ? closest(unknownKey, keysAt(schema, first.path)) : undefined;
+    const where = fromCli ? ` (from the command-line override "${fromCli}")` : '';
+    const hint = near
+      ? `did you mean ${[...(first?.path ?? []), near].join('.')}?`
+      : fromCli
+        ? `fix the override "${fromCli}" on the command line (the YAML file was not the source of this value)`
+        : 'fix the named key (see docs for the allowed keys) or override it with key=value';
+    throw new LoomError('CONFIG_INVALID', `invalid config${where}: ${describeIssues(issues)}`, {
+      file: fromCli ? `${source} + command line` : source,
+      line: !fromCli && path && lineOf ? lineOf(path) : undefined,
       field: path?.join('.'),
-      hint: 'fix the named key (see docs for the allowed keys) or override it with key=value',
+      hint,
     });
   }
   return r.data;
@@ -146,5 +211,5 @@ export function loadConfig<S extends z.ZodType>(
     const off = node?.range?.[0];
     return off === undefined ? undefined : counter.linePos(off).line;
   };
-  return { config: validateConfig(schema, merged, path, lineOf), path: abs, baseDir: dirname(abs) };
+  return { config: validateConfig(schema, merged, path, lineOf, overrides), path: abs, baseDir: dirname(abs) };
 }

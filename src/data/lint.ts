@@ -1,6 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LoomError } from '../core/errors.ts';
+import { closest } from '../core/nearest.ts';
 import type { DataRow } from '../core/types.ts';
 import { toCanonical } from './formats/canonical.ts';
 import { isRecord, type JsonRecord, typeOf } from './formats/common.ts';
@@ -472,34 +473,6 @@ function lintTurns(
 
 function short(s: string): string {
   return s.length > 60 ? `${s.slice(0, 57)}…` : s;
-}
-
-/** Closest label by edit distance (for "did you mean"), when it is reasonably close. */
-function closest(s: string, options: string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = Number.POSITIVE_INFINITY;
-  for (const o of options) {
-    const d = editDistance(s.toLowerCase(), o.toLowerCase());
-    if (d < bestD) {
-      bestD = d;
-      best = o;
-    }
-  }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(s.length / 3)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0]!;
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j]!;
-      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length]!;
 }
 
 /** Loads a HF tokenizer.json (or a folder holding one) and returns a token counter. */

@@ -21,7 +21,6 @@
 import { createHash } from 'node:crypto';
 import {
   closeSync,
-  createReadStream,
   existsSync,
   mkdirSync,
   openSync,
@@ -32,14 +31,15 @@ import {
   statSync,
 } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { type DataConfig, type DataConfigInput, type DataInputConfig, dataConfig } from '../config/data.ts';
 import type { IngestConfig } from '../config/data-clean.ts';
 import { loadConfig, validateConfig } from '../config/load.ts';
 import { AtomicWriter, writeFileAtomic, writeJsonAtomic } from '../core/atomic.ts';
 import { LoomError } from '../core/errors.ts';
+import { readJsonl } from '../core/jsonl.ts';
 import { Progress } from '../core/progress.ts';
 import type { DataRow, RejectRecord } from '../core/types.ts';
+import { loomVersion } from '../core/version.ts';
 import { boilerplateStep } from './dedup/boilerplate.ts';
 import { exactDedupStep, exactKey } from './dedup/exact.ts';
 import { hash53 } from './dedup/hash.ts';
@@ -486,16 +486,6 @@ const OUTPUT_FILES = [
   'dataset_info.json',
 ];
 export const DONE_FILE = 'DONE.json';
-
-/** Loom's version: a finished run made by another version is redone. */
-function loomVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
-      .version;
-  } catch {
-    return 'unknown';
-  }
-}
 
 function configHash(r: Resolved, files: string[], extra: unknown): string {
   const h = createHash('sha256');
@@ -951,11 +941,6 @@ function countLines(path: string): number {
   }
 }
 
-async function* jsonLines(path: string): AsyncGenerator<unknown> {
-  const rl = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Number.POSITIVE_INFINITY });
-  for await (const line of rl) if (line.trim()) yield JSON.parse(line);
-}
-
 /**
  * Finishes a sharded job: joins the shards (dropping near-duplicates across shards when near-dedup is on), then
  * splits and writes the outputs and report exactly like a single run.
@@ -1000,7 +985,7 @@ export async function mergeDataShards(
       for (let i = 0; i < st.out; i++) report.rowOut(st.step);
     }
     for (const s of inputs) {
-      for await (const rec of jsonLines(join(dirname(s.rows), 'rejects.jsonl'))) sink.push(rec as RejectRecord);
+      for await (const rec of readJsonl(join(dirname(s.rows), 'rejects.jsonl'))) sink.push(rec as RejectRecord);
       await sink.flush();
     }
     const merged = join(tmpDir, 'merged.jsonl');
@@ -1026,13 +1011,13 @@ export async function mergeDataShards(
       });
       for (let i = 0; i < sum.rows_in; i++) report.rowIn('near_dedup_merge');
       for (let i = 0; i < sum.rows_out; i++) report.rowOut('near_dedup_merge');
-      for await (const rec of jsonLines(mergedRejects)) sink.push(rec as RejectRecord);
+      for await (const rec of readJsonl(mergedRejects)) sink.push(rec as RejectRecord);
     }
     report.declare('merge');
     let rows: AsyncIterable<DataRow> = (async function* () {
       const ordered = r.cfg.dedup.near
         ? (async function* () {
-            for await (const v of jsonLines(merged)) yield v as DataRow;
+            for await (const v of readJsonl(merged)) yield v as DataRow;
           })()
         : (async function* () {
             const rank = fileRanks(fileOrder ?? [], fileOrder);

@@ -1,4 +1,4 @@
-/** The engine: graph IR, autodiff, ONNX emission and the ORT runtime. See docs/engine.md and ENGINE_API.md. */
+/** The engine: graph IR, autodiff, ONNX emission and the ORT runtime. See docs/engine.md. */
 export { differentiableOps, grad, unbroadcast } from './autodiff/grad.ts';
 export type { AttentionOptions, CrossEntropyOptions } from './graph/composites.ts';
 export {

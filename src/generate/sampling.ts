@@ -18,7 +18,7 @@
  * logit -= frequency * count + presence * (count > 0).
  */
 import { LoomError } from '../core/errors.ts';
-import { Rng } from '../core/rng.ts';
+import { Mulberry32 } from '../core/rng.ts';
 
 export interface SamplingSettings {
   /** 0 (or below) picks the argmax; default 1. */
@@ -238,12 +238,12 @@ export function drawFrom(p: Float64Array, u: number): number {
 
 export class Sampler {
   readonly settings: SamplingSettings;
-  private readonly rng: Rng;
+  private readonly rng: Mulberry32;
 
   constructor(settings: SamplingSettings = {}) {
     validateSettings(settings);
     this.settings = settings;
-    this.rng = new Rng(settings.seed ?? 0);
+    this.rng = new Mulberry32(settings.seed ?? 0);
   }
 
   get greedy(): boolean {

@@ -18,7 +18,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from '
 import { basename, join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.ts';
 import { LoomError } from '../core/errors.ts';
-import { Rng } from '../core/rng.ts';
+import { Mulberry32 } from '../core/rng.ts';
 import { tinyTokenizerFiles } from '../tokenizer/tiny.ts';
 import {
   type LlamaConfig,
@@ -146,7 +146,7 @@ function initTensor(config: LlamaConfig, spec: ParamSpec, idx: number, seed: num
   if (spec.kind === 'norm') data.fill(1);
   else if (spec.kind !== 'bias') {
     // Seeded from the run seed and the tensor's index, so adding a tensor kind later does not change the others.
-    const rng = new Rng((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(idx + 1, 0x85ebca6b)) >>> 0);
+    const rng = new Mulberry32((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(idx + 1, 0x85ebca6b)) >>> 0);
     const std = config.initializerRange;
     for (let i = 0; i < n; i++) data[i] = rng.normal() * std;
   }

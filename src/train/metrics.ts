@@ -1,5 +1,7 @@
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import { writeFileAtomic } from '../core/atomic.ts';
+import { escapeHtml } from '../core/html.ts';
+import { readJsonlSync } from '../core/jsonl.ts';
 
 /** One line of `metrics.jsonl`. Train lines carry loss/lr/grad_norm; eval lines carry eval_loss/eval_ppl. */
 export interface MetricRecord {
@@ -26,10 +28,7 @@ export class MetricsLog {
 
   read(): MetricRecord[] {
     if (!existsSync(this.path)) return [];
-    return readFileSync(this.path, 'utf8')
-      .split('\n')
-      .filter((l) => l.trim())
-      .map((l) => JSON.parse(l) as MetricRecord);
+    return readJsonlSync<MetricRecord>(this.path);
   }
 
   /** After a resume: drop what was logged past the checkpoint, so the file reads like one uninterrupted run. */
@@ -37,10 +36,6 @@ export class MetricsLog {
     const keep = this.read().filter((r) => r.step <= step);
     writeFileAtomic(this.path, keep.map((r) => `${JSON.stringify(r)}\n`).join(''));
   }
-}
-
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
 /** A self-contained HTML page with an inline SVG loss chart (train loss, eval loss), no scripts or external files. */
@@ -83,10 +78,10 @@ export function lossChartHtml(records: readonly MetricRecord[], title: string): 
     .map((v) => `<text x="${sx(v).toFixed(1)}" y="${H - pad.b + 16}" text-anchor="middle" font-size="11">${v}</text>`)
     .join('');
   return `<!doctype html>
-<html><head><meta charset="utf-8"><title>${esc(title)}</title>
+<html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
 <style>body{font-family:system-ui,sans-serif;margin:24px;color:#222}.k{display:inline-block;width:12px;height:3px;margin:0 4px 3px 12px}</style>
 </head><body>
-<h2>${esc(title)}</h2>
+<h2>${escapeHtml(title)}</h2>
 <div><span class="k" style="background:#1f77b4"></span>train loss<span class="k" style="background:#d62728"></span>eval loss</div>
 <svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}">
 <rect x="0" y="0" width="${W}" height="${H}" fill="#fff"/>${ticks}${xt}

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../config/load.ts';
 import { trainConfigSchema } from '../config/train.ts';
 import { writeFileAtomic } from '../core/atomic.ts';
+import { readJsonlSync } from '../core/jsonl.ts';
 import type { Message } from '../core/types.ts';
 import { runTraining, type TrainResult } from './trainer.ts';
 
@@ -57,10 +58,7 @@ export function chatToText(messages: readonly Message[]): string {
 
 /** messages JSONL → `{"text"}` JSONL for pretraining; returns the row count. */
 export function chatsToTextFile(input: string, output: string): number {
-  const rows = readFileSync(input, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => ({ text: chatToText((JSON.parse(l) as { messages: Message[] }).messages) }));
+  const rows = readJsonlSync<{ messages: Message[] }>(input).map((r) => ({ text: chatToText(r.messages) }));
   writeFileAtomic(output, rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
   return rows.length;
 }

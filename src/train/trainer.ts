@@ -7,6 +7,7 @@ import { loraAlpha, loraScale, loraTargets, type TrainConfig } from '../config/t
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.ts';
 import { LoomError } from '../core/errors.ts';
 import { Progress } from '../core/progress.ts';
+import { loomVersion } from '../core/version.ts';
 import { Engine, type HostTensor } from '../engine/index.ts';
 import type { LlamaConfig } from '../models/config.ts';
 import { createModelFolder, loadWeights, openModelFolder } from '../models/folder.ts';
@@ -772,15 +773,6 @@ function zeroGrads(ps: readonly ParamInfo[]): Record<string, HostTensor> {
 
 function lossOf(out: Record<string, HostTensor>): number {
   return (out.loss!.data as Float32Array)[0]!;
-}
-
-function loomVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-    return pkg.version;
-  } catch {
-    return 'unknown';
-  }
 }
 
 function writeArtefacts(

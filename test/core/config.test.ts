@@ -72,3 +72,66 @@ test('overrides index into lists by position', () => {
   const out = applyOverrides({ models: [{ id: 'a' }, { id: 'b', base_url: 'x' }] }, ['models.1.base_url=http://h/v1']);
   assert.deepEqual(out, { models: [{ id: 'a' }, { id: 'b', base_url: 'http://h/v1' }] });
 });
+
+test('a bad override value names the command-line override, not a YAML line', () => {
+  const p = tmpFile('learning_rate: 0.001\nlr_scheduler_type: cosine\n');
+  assert.throws(
+    () => loadConfig(p, schema, ['lr_scheduler_type=cosin']),
+    (e: unknown) =>
+      e instanceof LoomError &&
+      e.code === 'CONFIG_INVALID' &&
+      e.line === undefined &&
+      e.field === 'lr_scheduler_type' &&
+      e.message.includes('"lr_scheduler_type=cosin"') &&
+      /command line/.test(e.file ?? ''),
+  );
+});
+
+test('a bad nested override names the override that set its section', () => {
+  const p = tmpFile('learning_rate: 0.001\n');
+  assert.throws(
+    () => loadConfig(p, schema, ['data.seed=abc']),
+    (e: unknown) => e instanceof LoomError && e.line === undefined && e.message.includes('"data.seed=abc"'),
+  );
+});
+
+test('a bad YAML value still points at its line when overrides touch other keys', () => {
+  const p = tmpFile('learning_rate: 0.001\nlr_scheduler_type: cosin\n');
+  assert.throws(
+    () => loadConfig(p, schema, ['data.seed=3']),
+    (e: unknown) => e instanceof LoomError && e.line === 2 && !e.message.includes('override'),
+  );
+});
+
+test('an unknown key suggests the nearest valid key', () => {
+  const strict = z.strictObject({
+    learning_rate: z.number(),
+    data: z.strictObject({ seed: z.number().default(0) }).default({ seed: 0 }),
+  });
+  const p = tmpFile('learning_rate: 0.001\nlearning_rat: 0.1\n');
+  assert.throws(
+    () => loadConfig(p, strict),
+    (e: unknown) => e instanceof LoomError && e.line === 2 && e.hint === 'did you mean learning_rate?',
+  );
+  const q = tmpFile('learning_rate: 0.001\ndata:\n  sed: 3\n');
+  assert.throws(
+    () => loadConfig(q, strict),
+    (e: unknown) => e instanceof LoomError && e.line === 3 && e.hint === 'did you mean data.seed?',
+  );
+  // Far from every valid key: no guess, the usual hint.
+  const r = tmpFile('learning_rate: 0.001\nzzzzzzzz: 1\n');
+  assert.throws(
+    () => loadConfig(r, strict),
+    (e: unknown) => e instanceof LoomError && !/did you mean/.test(e.hint ?? ''),
+  );
+});
+
+test('an unknown key typed as an override names the override and suggests the key', () => {
+  const strict = z.strictObject({ learning_rate: z.number() });
+  const p = tmpFile('learning_rate: 0.001\n');
+  assert.throws(
+    () => loadConfig(p, strict, ['learning_rat=0.1']),
+    (e: unknown) =>
+      e instanceof LoomError && e.message.includes('"learning_rat=0.1"') && e.hint === 'did you mean learning_rate?',
+  );
+});

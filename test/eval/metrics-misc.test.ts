@@ -8,6 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { Rng } from '../../src/core/rng.ts';
 import { Bleu } from '../../src/eval/metrics/bleu.ts';
 import { classificationReport, extractLabel, NO_LABEL } from '../../src/eval/metrics/classify.ts';
 import { loadMultipleChoice, perplexity, scoreChoices } from '../../src/eval/metrics/likelihood.ts';
@@ -20,7 +21,6 @@ import {
   pairedApproxRandomization,
   pairedBootstrap,
   percentileSorted,
-  Rng,
 } from '../../src/eval/metrics/stats.ts';
 import {
   checkJsonSchema,
@@ -165,14 +165,14 @@ test('numpy-style percentiles and sacrebleu-style CI', () => {
 test('seeded RNG is deterministic and unbiased enough', () => {
   const a = new Rng(7);
   const b = new Rng(7);
-  const xs = Array.from({ length: 5 }, () => a.int(1000));
+  const xs = Array.from({ length: 5 }, () => a.intUnbiased(1000));
   assert.deepEqual(
     xs,
-    Array.from({ length: 5 }, () => b.int(1000)),
+    Array.from({ length: 5 }, () => b.intUnbiased(1000)),
   );
   const r = new Rng(1);
   const counts = [0, 0, 0];
-  for (let i = 0; i < 30000; i++) counts[r.int(3)]++;
+  for (let i = 0; i < 30000; i++) counts[r.intUnbiased(3)]++;
   for (const c of counts) assert.ok(Math.abs(c - 10000) < 400, `bucket ${c}`);
 });
 

@@ -1,12 +1,11 @@
-import type { DataReport, Histogram } from './stats.ts';
-
 /**
  * Renders a DataReport as one self-contained HTML page: inline CSS, charts as inline SVG generated here, no
  * scripts, fonts or images from anywhere else (it must open offline and be safe to attach to a ticket).
  */
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
+import { escapeHtml } from '../../core/html.ts';
+import type { DataReport, Histogram } from './stats.ts';
+
+export { escapeHtml };
 
 const PALETTE = [
   '#4c78a8',

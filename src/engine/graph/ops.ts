@@ -1,6 +1,6 @@
 /**
  * Primitive ops. Each appends one ONNX node (a few append a short chain) and checks static shapes at build time.
- * Every differentiable primitive has exactly one VJP rule in autodiff/rules.ts, keyed by the ONNX op type.
+ * Every differentiable primitive has exactly one VJP rule in the `rules` table of autodiff/grad.ts, keyed by the ONNX op type.
  */
 import { LoomError } from '../../core/errors.ts';
 import { addDims, divDims, factorize, fmtShape, type Graph, mulDims, type Tensor } from './graph.ts';

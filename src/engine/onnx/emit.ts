@@ -7,6 +7,7 @@ import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import onnxPkg from 'onnx-proto';
 import { LoomError } from '../../core/errors.ts';
+import { loomVersion } from '../../core/version.ts';
 import type { Graph, Node, Tensor } from '../graph/graph.ts';
 import { type AttrValue, type Dim, type HostTensor, ONNX_DTYPE } from '../graph/types.ts';
 import { fusedNodes } from './fuse.ts';
@@ -231,7 +232,7 @@ export function toOnnx(graph: Graph, opts: OnnxOptions = {}): Uint8Array {
     const model: onnxPkg.onnx.IModelProto = {
       irVersion: opset <= 18 ? 8 : opset <= 20 ? 9 : opset <= 22 ? 10 : 11,
       producerName: 'loom',
-      producerVersion: '0.1.0',
+      producerVersion: loomVersion(),
       opsetImport,
       docString: opts.docString,
       graph: {

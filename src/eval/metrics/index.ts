@@ -1,4 +1,6 @@
 /** Public API of Loom's evaluation metrics. */
+
+export { Rng } from '../../core/rng.ts';
 export { Bleu, type BleuOptions, type BleuScore, type BleuSmoothMethod, computeBleu, formatBleu } from './bleu.ts';
 export { BLEU_TOKENIZERS, type BleuTokenizerName, getBleuTokenizer } from './bleu-tokenizers.ts';
 export { Chrf, type ChrfOptions, type ChrfScore, formatChrf } from './chrf.ts';
@@ -51,7 +53,6 @@ export {
   type PairedResult,
   pairedApproxRandomization,
   pairedBootstrap,
-  Rng,
 } from './stats.ts';
 export {
   checkJsonSchema,

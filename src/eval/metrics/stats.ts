@@ -5,61 +5,15 @@
  * Seeded with our own generator: the procedure is sacrebleu's, the random draws are not numpy's.
  */
 import { LoomError } from '../../core/errors.ts';
+import { Rng } from '../../core/rng.ts';
 import type { CorpusMetric } from './corpus.ts';
-
-/** xoshiro128** seeded through splitmix32: small, fast, good enough for resampling. */
-export class Rng {
-  private s = new Uint32Array(4);
-
-  constructor(seed = 12345) {
-    let x = seed >>> 0;
-    for (let i = 0; i < 4; i++) {
-      x = (x + 0x9e3779b9) >>> 0;
-      let z = x;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-      this.s[i] = (z ^ (z >>> 16)) >>> 0;
-    }
-  }
-
-  nextU32(): number {
-    const s = this.s;
-    const result = Math.imul(rotl(Math.imul(s[1], 5) >>> 0, 7), 9) >>> 0;
-    const t = (s[1] << 9) >>> 0;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 11);
-    return result;
-  }
-
-  /** Uniform integer in [0, n) without modulo bias. */
-  int(n: number): number {
-    if (n <= 0 || n > 2 ** 32) throw new LoomError('INTERNAL', `Rng.int bound out of range: ${n}`);
-    const limit = 2 ** 32 - (2 ** 32 % n);
-    let x: number;
-    do x = this.nextU32();
-    while (x >= limit);
-    return x % n;
-  }
-
-  bit(): boolean {
-    return (this.nextU32() & 1) === 1;
-  }
-}
-
-function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0;
-}
 
 /** Resample indices: n rows of `size` draws with replacement. */
 export function bootstrapIndices(rng: Rng, nSamples: number, size: number): Int32Array[] {
   const out: Int32Array[] = [];
   for (let s = 0; s < nSamples; s++) {
     const row = new Int32Array(size);
-    for (let i = 0; i < size; i++) row[i] = rng.int(size);
+    for (let i = 0; i < size; i++) row[i] = rng.intUnbiased(size);
     out.push(row);
   }
   return out;
@@ -315,7 +269,7 @@ export function bootstrapAggregate<K extends string>(
   for (let s = 0; s < nSamples; s++) {
     const sums = new Float64Array(keys.length);
     for (let i = 0; i < rows.length; i++) {
-      const r = rows[rng.int(rows.length)];
+      const r = rows[rng.intUnbiased(rows.length)];
       for (let k = 0; k < keys.length; k++) sums[k] += r[keys[k]];
     }
     for (let k = 0; k < keys.length; k++) means[k][s] = sums[k] / rows.length;

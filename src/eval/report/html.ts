@@ -3,9 +3,9 @@ import type { MetricSummary, RunResult, TaskRunResult } from '../suite/results.t
 
 /** Self-contained HTML (inline CSS, no scripts from anywhere): opens from disk, mails as one file. */
 
-export function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
+import { escapeHtml as esc } from '../../core/html.ts';
+
+export { esc };
 
 export function fmt(v: number | undefined, digits = 2): string {
   return v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits);
