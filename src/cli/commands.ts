@@ -8,6 +8,7 @@ import { registerModel } from './model.ts';
 import { registerModelScore } from './model-score.ts';
 import { registerPull } from './pull.ts';
 import { registerQuickstart } from './quickstart.ts';
+import { registerServe } from './serve.ts';
 import { registerTrain } from './train.ts';
 
 /** Every verb registers itself here; one file per verb keeps the shell thin. */
@@ -20,4 +21,5 @@ export function registerCommands(program: Command): void {
   registerPull(program);
   registerTrain(program);
   registerAdapter(program);
+  registerServe(program);
 }

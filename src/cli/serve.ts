@@ -1,0 +1,161 @@
+import { readdirSync, statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { applyOverrides, validateConfig } from '../config/load.ts';
+import { loadServeConfig, type ServeConfig, serveSchema } from '../config/serve.ts';
+import { LoomError } from '../core/errors.ts';
+import { buildGateway, type Gateway } from '../serve/app.ts';
+import { openBackend, type ServedModel } from '../serve/backends.ts';
+import { Limiter } from '../serve/limiter.ts';
+import { listenGateway } from '../serve/openai-server.ts';
+
+export interface ServeStartOptions {
+  host?: string;
+  port?: number;
+  overrides?: readonly string[];
+  logLevel?: string;
+}
+
+export interface RunningServer {
+  gateway: Gateway;
+  /** Base URL without /v1, e.g. http://127.0.0.1:8000 */
+  url: string;
+  config: ServeConfig;
+  close(): Promise<void>;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** A model folder becomes a one-model config; a .yaml/.yml/.json file is read as serve.yaml. */
+export function resolveServeConfig(
+  target: string,
+  overrides: readonly string[] = [],
+): { config: ServeConfig; baseDir: string } {
+  if (/\.(ya?ml|json)$/i.test(target)) {
+    const l = loadServeConfig(target, overrides);
+    return { config: l.config, baseDir: l.baseDir };
+  }
+  const dir = resolve(target);
+  const name =
+    basename(dir)
+      .replace(/[^A-Za-z0-9_.-]/g, '-')
+      .replace(/^[^A-Za-z0-9]+/, '') || 'model';
+  const raw = applyOverrides({ models: [{ name, backend: 'local', path: dir }] }, overrides);
+  return { config: validateConfig(serveSchema, raw, target), baseDir: process.cwd() };
+}
+
+/** Weight bytes on disk per local model: the resident-memory floor once loaded (fp32 weights load as stored). */
+export function memoryEstimate(config: ServeConfig, baseDir: string): { name: string; bytes: number }[] {
+  return config.models.map((m) => {
+    if (m.backend === 'upstream') return { name: m.name, bytes: 0 };
+    const dirs = m.backend === 'local' ? [m.path, ...Object.values(m.adapters)] : [m.path];
+    let bytes = 0;
+    for (const d of dirs) {
+      const p = resolve(baseDir, d);
+      try {
+        const st = statSync(p);
+        if (st.isFile()) bytes += st.size;
+        else
+          for (const f of readdirSync(p))
+            if (/\.(safetensors|bin|onnx|gguf)$/.test(f)) bytes += statSync(resolve(p, f)).size;
+      } catch {
+        throw new LoomError('INPUT_NOT_FOUND', `model "${m.name}": ${p} does not exist`, { field: 'path' });
+      }
+    }
+    return { name: m.name, bytes };
+  });
+}
+
+/** Opens every configured model, builds the gateway and listens. The quickstart and tests call this directly. */
+export async function startServe(target: string, opts: ServeStartOptions = {}): Promise<RunningServer> {
+  const { config, baseDir } = resolveServeConfig(target, opts.overrides);
+  let host = opts.host ?? config.host;
+  const port = opts.port ?? config.port;
+  if (!LOOPBACK.has(host)) {
+    // No API keys exist yet to guard a public address: stay on loopback rather than expose the models.
+    process.stderr.write(
+      `loom serve: no API key configured, binding 127.0.0.1 instead of ${host} / 未配置 API 密钥，仅监听本机 127.0.0.1\n`,
+    );
+    host = '127.0.0.1';
+  }
+  const models: ServedModel[] = [];
+  let gateway: Gateway | undefined;
+  try {
+    for (const m of config.models) {
+      const concurrency = m.backend === 'local' ? m.concurrency : 1;
+      const limiter = new Limiter(concurrency, config.limits.queue, (q, r) => {
+        gateway?.metrics.queueDepth.set({ model: m.name }, q);
+        gateway?.metrics.running.set({ model: m.name }, r);
+      });
+      models.push(await openBackend(m, baseDir, limiter));
+    }
+    gateway = buildGateway({ models, limits: config.limits, logLevel: opts.logLevel });
+    const url = await listenGateway(gateway, host, port);
+    const gw = gateway;
+    return {
+      gateway: gw,
+      url,
+      config,
+      close: async () => {
+        await gw.drain();
+        for (const m of models) await m.close();
+      },
+    };
+  } catch (e) {
+    for (const m of models) await m.close();
+    throw e;
+  }
+}
+
+interface ServeCliOptions {
+  host?: string;
+  port?: string;
+  dryRun?: boolean;
+  logLevel: string;
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve <target> [overrides...]')
+    .description('serve models over an OpenAI-compatible HTTP API (a model folder, or serve.yaml with several models)')
+    .option('--host <host>', 'address to bind (default 127.0.0.1; loopback only while no API key exists)')
+    .option('--port <port>', 'port (default 8000; 0 picks a free one)')
+    .option('--dry-run', 'validate the config and print the memory estimate of the configured models, then exit')
+    .option('--log-level <level>', 'pino log level on stderr: fatal, error, warn, info, debug, silent', 'info')
+    .addHelpText(
+      'after',
+      '\nPrints "listening on http://HOST:PORT" when ready; SIGTERM/SIGINT finish in-flight streams, then exit 0.\n\nExample:\n  $ loom serve out/quickstart/train/pretrain/model --port 8000\n  $ loom serve serve.yaml limits.queue=8 limits.max_tokens=512\n  $ curl -s localhost:8000/v1/chat/completions -H content-type:application/json \\\n      -d \'{"model":"model","messages":[{"role":"user","content":"hi"}]}\'',
+    )
+    .action(async (target: string, overrides: string[], o: ServeCliOptions) => {
+      const port = o.port === undefined ? undefined : Number(o.port);
+      if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
+        throw new LoomError('CONFIG_INVALID', `--port has an invalid value '${o.port}'`, {
+          field: 'port',
+          hint: 'a port number 0-65535',
+        });
+      }
+      if (o.dryRun) {
+        const { config, baseDir } = resolveServeConfig(target, overrides);
+        for (const m of memoryEstimate(config, baseDir)) {
+          process.stdout.write(`${m.name}\t${(m.bytes / 1048576).toFixed(1)} MiB weights\n`);
+        }
+        return;
+      }
+      const s = await startServe(target, { host: o.host, port, overrides, logLevel: o.logLevel });
+      process.stdout.write(`listening on ${s.url}\n`);
+      let stopping = false;
+      const stop = () => {
+        if (stopping) return;
+        stopping = true;
+        s.close().then(
+          () => process.exit(0),
+          (e) => {
+            process.stderr.write(`loom serve: shutdown failed: ${(e as Error).message}\n`);
+            process.exit(1);
+          },
+        );
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+}

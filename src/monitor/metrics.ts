@@ -1,0 +1,72 @@
+/**
+ * Prometheus metrics for `loom serve`, named after vLLM's so existing dashboards translate
+ * (loom_time_to_first_token_seconds ~ vllm:time_to_first_token_seconds). One Registry per server so several
+ * servers in one process (tests, the quickstart) never clash on the global default registry.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+const LATENCY = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export class ServeMetrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: 'loom_requests_total',
+    help: 'HTTP requests answered, by route, model and status code',
+    labelNames: ['route', 'model', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly latency = new Histogram({
+    name: 'loom_request_duration_seconds',
+    help: 'Wall time from request received to last byte, by route',
+    labelNames: ['route'] as const,
+    buckets: LATENCY,
+    registers: [this.registry],
+  });
+  readonly ttft = new Histogram({
+    name: 'loom_time_to_first_token_seconds',
+    help: 'Time from request received to the first generated text',
+    labelNames: ['model'] as const,
+    buckets: LATENCY,
+    registers: [this.registry],
+  });
+  readonly itl = new Histogram({
+    name: 'loom_inter_token_latency_seconds',
+    help: 'Time between successive streamed text pieces',
+    labelNames: ['model'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+  readonly tokens = new Counter({
+    name: 'loom_tokens_total',
+    help: 'Tokens processed, direction=in (prompt) or out (completion)',
+    labelNames: ['direction', 'model'] as const,
+    registers: [this.registry],
+  });
+  readonly queueDepth = new Gauge({
+    name: 'loom_queue_depth',
+    help: 'Requests waiting for a free generation slot',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+  readonly running = new Gauge({
+    name: 'loom_running_requests',
+    help: 'Requests generating right now (the running batch size when served one sequence per slot)',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+  readonly shed = new Counter({
+    name: 'loom_load_shed_total',
+    help: 'Requests refused to protect the server, by reason (queue_full, memory)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    // process RSS/heap, event-loop lag, GC: prom-client's defaults, under the loom_ prefix.
+    collectDefaultMetrics({ register: this.registry, prefix: 'loom_' });
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

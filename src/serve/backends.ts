@@ -1,0 +1,170 @@
+/**
+ * The models a gateway serves, behind one shape: local model folders (with named adapters), OpenAI-compatible
+ * upstreams (timeout, retries, per-upstream concurrency, fallback chain). GGUF is refused until node-llama-cpp
+ * is wired.
+ */
+import { existsSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { ServeModelConfig } from '../config/serve.ts';
+import { LoomError } from '../core/errors.ts';
+import type { ChatModel, ChatResult, GenerationSettings, Message } from '../core/types.ts';
+import { mergedFolderFor } from '../eval/suite/models.ts';
+import { LocalChatModel } from '../generate/chat-model.ts';
+import { generateText } from '../generate/generate.ts';
+import { OpenAICompatibleModel } from '../providers/openai-compatible.ts';
+import type { Limiter } from './limiter.ts';
+import { ApiError } from './protocol.ts';
+
+export interface GenerateRequest {
+  messages?: Message[];
+  /** Raw prompt for /v1/completions (no chat template). */
+  prompt?: string;
+  settings: GenerationSettings;
+  adapter?: string;
+  signal: AbortSignal;
+  onText?: (delta: string) => void;
+}
+
+export interface ServedModel {
+  readonly name: string;
+  readonly backend: 'local' | 'upstream' | 'chat';
+  readonly adapters: readonly string[];
+  readonly fallback: readonly string[];
+  readonly limiter?: Limiter;
+  generate(req: GenerateRequest): Promise<ChatResult>;
+  close(): Promise<void>;
+}
+
+/** Any ChatModel (the eval stand-in, tests): chat only, one reply at a time per call. */
+export class ChatModelBackend implements ServedModel {
+  readonly backend = 'chat' as const;
+  readonly adapters: string[] = [];
+  readonly fallback: string[] = [];
+  constructor(
+    readonly name: string,
+    private readonly model: ChatModel,
+    readonly limiter?: Limiter,
+  ) {}
+  async generate(req: GenerateRequest): Promise<ChatResult> {
+    if (!req.messages)
+      throw new ApiError(
+        400,
+        `model "${this.name}" serves chat completions only`,
+        'invalid_request_error',
+        'model',
+        'unsupported_endpoint',
+      );
+    const r = await this.model.chat(req.messages, req.settings, req.signal);
+    if (r.text) req.onText?.(r.text);
+    return r;
+  }
+  async close(): Promise<void> {}
+}
+
+export class LocalBackend implements ServedModel {
+  readonly backend = 'local' as const;
+  readonly fallback: string[] = [];
+  private constructor(
+    readonly name: string,
+    private readonly models: Map<string, LocalChatModel>,
+    readonly limiter: Limiter,
+  ) {}
+
+  get adapters(): string[] {
+    return [...this.models.keys()].filter((k) => k !== '');
+  }
+
+  static async open(
+    cfg: Extract<ServeModelConfig, { backend: 'local' }>,
+    baseDir: string,
+    limiter: Limiter,
+  ): Promise<LocalBackend> {
+    const at = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+    const opts = { template: cfg.template, threads: cfg.threads };
+    const models = new Map<string, LocalChatModel>();
+    models.set('', await LocalChatModel.fromFolder(at(cfg.path), { ...opts, id: cfg.name }));
+    for (const [a, p] of Object.entries(cfg.adapters)) {
+      // A PEFT LoRA folder is merged into the base once (cached, as evaluation does); a full folder loads as is.
+      const dir = existsSync(join(at(p), 'adapter_config.json')) ? mergedFolderFor(at(cfg.path), at(p)) : at(p);
+      models.set(a, await LocalChatModel.fromFolder(dir, { ...opts, id: `${cfg.name}:${a}` }));
+    }
+    return new LocalBackend(cfg.name, models, limiter);
+  }
+
+  async generate(req: GenerateRequest): Promise<ChatResult> {
+    // Adapter names are map keys from the config, never joined into a path: "../x" simply is not found.
+    const m = this.models.get(req.adapter ?? '');
+    if (!m)
+      throw new ApiError(
+        404,
+        `model "${this.name}:${req.adapter}" does not exist`,
+        'invalid_request_error',
+        'model',
+        'model_not_found',
+      );
+    if (req.messages) return m.chatStream(req.messages, req.settings, (d) => req.onText?.(d), req.signal);
+    const ids = await m.tokenizer.encode(req.prompt ?? '', { addSpecialTokens: true });
+    const settings = { ...req.settings, maxNewTokens: req.settings.maxNewTokens ?? 256 };
+    const [r] = await generateText(m.lm, m.tokenizer, [ids], {
+      ...settings,
+      signal: req.signal,
+      onText: (_r, d) => req.onText?.(d),
+    });
+    const t = r!;
+    return {
+      text: t.text,
+      usage: { promptTokens: t.promptTokens, completionTokens: t.ids.length },
+      finishReason: t.finishReason === 'length' ? 'length' : t.finishReason === 'aborted' ? 'error' : 'stop',
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const m of this.models.values()) await m.close();
+  }
+}
+
+export class UpstreamBackend implements ServedModel {
+  readonly backend = 'upstream' as const;
+  readonly adapters: string[] = [];
+  readonly fallback: string[];
+  private readonly model: OpenAICompatibleModel;
+  constructor(cfg: Extract<ServeModelConfig, { backend: 'upstream' }>) {
+    this.name = cfg.name;
+    this.fallback = cfg.fallback;
+    this.model = new OpenAICompatibleModel({
+      provider: cfg.provider,
+      baseURL: cfg.base_url,
+      model: cfg.model,
+      apiKeyEnv: cfg.api_key_env,
+      concurrency: cfg.concurrency,
+      maxRetries: cfg.retries,
+      timeoutMs: cfg.timeout_ms,
+      backoffMs: 100,
+    });
+  }
+  readonly name: string;
+  async generate(req: GenerateRequest): Promise<ChatResult> {
+    if (!req.messages)
+      throw new ApiError(
+        400,
+        `model "${this.name}" (upstream) serves chat completions only`,
+        'invalid_request_error',
+        'model',
+        'unsupported_endpoint',
+      );
+    // The provider client answers whole replies; a stream gets it as one delta (TTFT = upstream latency).
+    const r = await this.model.chat(req.messages, req.settings, req.signal);
+    if (r.text) req.onText?.(r.text);
+    return r;
+  }
+  async close(): Promise<void> {}
+}
+
+export async function openBackend(cfg: ServeModelConfig, baseDir: string, limiter: Limiter): Promise<ServedModel> {
+  if (cfg.backend === 'local') return LocalBackend.open(cfg, baseDir, limiter);
+  if (cfg.backend === 'upstream') return new UpstreamBackend(cfg);
+  throw new LoomError('NOT_IMPLEMENTED', `model "${cfg.name}": the gguf backend (node-llama-cpp) is not wired yet`, {
+    field: 'backend',
+    hint: 'serve the model folder with backend: local, or run llama.cpp/Ollama and add it as backend: upstream (provider: ollama) / 尚未支持 gguf 后端：请改用 local 或 upstream',
+  });
+}
