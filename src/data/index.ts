@@ -13,6 +13,7 @@ export { boilerplateStep } from './dedup/boilerplate.ts';
 export { exactDedupStep } from './dedup/exact.ts';
 export { nearDedupStep } from './dedup/near.ts';
 export { evaluateText, qualityFilterStep, resolveFiltersConfig } from './filters/index.ts';
+export { formatStep, withSystemPrompt } from './format-step.ts';
 export { fromAlpaca, toAlpaca } from './formats/alpaca.ts';
 export { fromCanonical, toCanonical } from './formats/canonical.ts';
 export { type ConvertOptions, type ConvertResult, convert, readDatasetFile } from './formats/convert.ts';
@@ -42,18 +43,12 @@ export {
   lintRows,
   loadTokenCounter,
 } from './lint.ts';
+export { mergeDataShards } from './merge.ts';
 export { createNormalizer, normalizeStep } from './normalize.ts';
 export { createPiiDetector, piiStep } from './pii.ts';
-export {
-  buildSteps,
-  formatStep,
-  mergeDataShards,
-  type RunDataOptions,
-  type RunDataResult,
-  runDataPipeline,
-  withSystemPrompt,
-} from './pipeline.ts';
+export { runDataPipeline } from './pipeline.ts';
 export { type DataReport, DatasetStatsBuilder, renderReportHtml, writeReport } from './report/index.ts';
+export { buildSteps, type RunDataOptions, type RunDataResult } from './setup.ts';
 export { parseShardSpec, runShardMerge } from './shard.ts';
 export { assignSplits, planSplits } from './split.ts';
 export { rowText, type Step, type StepContext } from './step.ts';

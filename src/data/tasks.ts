@@ -21,8 +21,8 @@ import { toCanonical } from './formats/canonical.ts';
 import { loadTokenCounter } from './lint.ts';
 import { normalizeStep } from './normalize.ts';
 import { piiStep, rejectMasker } from './pii.ts';
-import { countOut, planFiles, rejectContext, runStep, type SourceState, sourceRows } from './pipeline.ts';
 import { type DataReport, DatasetStatsBuilder, RunReportBuilder, writeReport } from './report/index.ts';
+import { countOut, planFiles, rejectContext, runStep, type SourceState, sourceRows } from './setup.ts';
 import { assignSplits, SPLITS, type SplitName } from './split.ts';
 import type { Step, StepContext } from './step.ts';
 
