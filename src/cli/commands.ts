@@ -4,6 +4,7 @@ import { registerChat } from './chat.ts';
 import { registerData } from './data.ts';
 import { registerEval } from './eval.ts';
 import { registerEvalSuite } from './eval-suite.ts';
+import { registerKeys } from './keys.ts';
 import { registerModel } from './model.ts';
 import { registerModelScore } from './model-score.ts';
 import { registerPull } from './pull.ts';
@@ -22,4 +23,5 @@ export function registerCommands(program: Command): void {
   registerTrain(program);
   registerAdapter(program);
   registerServe(program);
+  registerKeys(program);
 }

@@ -4,7 +4,10 @@ import type { Command } from 'commander';
 import { applyOverrides, validateConfig } from '../config/load.ts';
 import { loadServeConfig, type ServeConfig, serveSchema } from '../config/serve.ts';
 import { LoomError } from '../core/errors.ts';
+import { Registry } from '../registry/db.ts';
+import { ApiKeys } from '../registry/keys.ts';
 import { buildGateway, type Gateway } from '../serve/app.ts';
+import { keyAuth } from '../serve/auth.ts';
 import { openBackend, type ServedModel } from '../serve/backends.ts';
 import { Limiter } from '../serve/limiter.ts';
 import { listenGateway } from '../serve/openai-server.ts';
@@ -14,6 +17,8 @@ export interface ServeStartOptions {
   port?: number;
   overrides?: readonly string[];
   logLevel?: string;
+  /** Registry holding the API keys (default .loom/registry.db or $LOOM_REGISTRY). */
+  registry?: string;
 }
 
 export interface RunningServer {
@@ -71,12 +76,15 @@ export async function startServe(target: string, opts: ServeStartOptions = {}): 
   const { config, baseDir } = resolveServeConfig(target, opts.overrides);
   let host = opts.host ?? config.host;
   const port = opts.port ?? config.port;
-  if (!LOOPBACK.has(host)) {
-    // No API keys exist yet to guard a public address: stay on loopback rather than expose the models.
+  const registry = new Registry(opts.registry);
+  const keys = new ApiKeys(registry);
+  // Keys are checked on every request once any exists; with none, nothing guards the models, so loopback only.
+  const auth = keys.activeCount() > 0 ? keyAuth(keys) : undefined;
+  if (!auth) {
     process.stderr.write(
-      `loom serve: no API key configured, binding 127.0.0.1 instead of ${host} / 未配置 API 密钥，仅监听本机 127.0.0.1\n`,
+      `loom serve: no API key configured (loom keys create), serving without auth on loopback only${LOOPBACK.has(host) ? '' : `, not ${host}`} / 未配置 API 密钥，无鉴权，仅监听本机\n`,
     );
-    host = '127.0.0.1';
+    if (!LOOPBACK.has(host)) host = '127.0.0.1';
   }
   const models: ServedModel[] = [];
   let gateway: Gateway | undefined;
@@ -89,7 +97,7 @@ export async function startServe(target: string, opts: ServeStartOptions = {}): 
       });
       models.push(await openBackend(m, baseDir, limiter));
     }
-    gateway = buildGateway({ models, limits: config.limits, logLevel: opts.logLevel });
+    gateway = buildGateway({ models, limits: config.limits, logLevel: opts.logLevel, ...auth });
     const url = await listenGateway(gateway, host, port);
     const gw = gateway;
     return {
@@ -99,10 +107,12 @@ export async function startServe(target: string, opts: ServeStartOptions = {}): 
       close: async () => {
         await gw.drain();
         for (const m of models) await m.close();
+        registry.close();
       },
     };
   } catch (e) {
     for (const m of models) await m.close();
+    registry.close();
     throw e;
   }
 }

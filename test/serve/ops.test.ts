@@ -23,6 +23,8 @@ let dir: string;
 before(() => {
   work = mkdtempSync(join(tmpdir(), 'loom-serve-ops-'));
   dir = join(work, 'tiny');
+  // Keys live in the registry: a fresh one per run, so a developer's own keys never change these tests.
+  process.env.LOOM_REGISTRY = join(work, 'registry.db');
   createModelFolder(dir, { preset: 'tiny', seed: 5, overrides: { initializer_range: 0.2 } });
 });
 after(() => rmSync(work, { recursive: true, force: true }));
