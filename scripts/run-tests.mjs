@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Node 20's test runner has no glob support, so we collect test files here and hand them over.
-// Usage: node scripts/run-tests.mjs [substring filter...]
+// Usage: node scripts/run-tests.mjs [--fast] [substring filter...]
+//   --fast  unit tests only (`npm run test:fast`): skips the end-to-end and subprocess tests below.
+//   `npm test` (what CI runs) runs everything.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,9 +17,27 @@ function walk(dir, out) {
   return out;
 }
 
-const filters = process.argv.slice(2);
+// End-to-end and subprocess tests: a file named *.e2e.test.ts, or one of these (they spawn the CLI, train models
+// through several stages or kill processes, and take most of the suite's time). New ones: name them *.e2e.test.ts.
+const E2E = [
+  'test/quickstart/',
+  'test/train/resume.test.ts',
+  'test/data/cli.test.ts',
+  'test/generate/chat-cli.test.ts',
+  'test/serve/ops.test.ts',
+  'test/models/safetensors-memory.test.ts',
+  'test/eval/suite-features.test.ts',
+  'test/train/emit.test.ts',
+  'test/cli/',
+];
+const isE2e = (f) => f.endsWith('.e2e.test.ts') || E2E.some((p) => f.split('\\').join('/').startsWith(p));
+
+const args = process.argv.slice(2);
+const fast = args.includes('--fast');
+const filters = args.filter((a) => a !== '--fast');
 const files = walk('test', [])
   .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
+  .filter((f) => !fast || !isE2e(f))
   .sort();
 if (files.length === 0) {
   console.error('no test files matched');

@@ -9,6 +9,7 @@ import { registerModel } from './model.ts';
 import { registerModelScore } from './model-score.ts';
 import { registerPull } from './pull.ts';
 import { registerQuickstart } from './quickstart.ts';
+import { registerRuns } from './runs.ts';
 import { registerServe } from './serve.ts';
 import { registerTrain } from './train.ts';
 
@@ -24,4 +25,5 @@ export function registerCommands(program: Command): void {
   registerAdapter(program);
   registerServe(program);
   registerKeys(program);
+  registerRuns(program);
 }
