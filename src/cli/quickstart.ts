@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { dataStage } from '../data/quickstart.ts';
 import { evalStage } from '../eval/quickstart.ts';
+import { serveStage } from '../serve/quickstart.ts';
 import { trainStage } from '../train/quickstart.ts';
 
 export interface StageResult {
@@ -17,6 +18,7 @@ export const quickstartStages: { name: string; run: Stage }[] = [
   { name: 'data', run: dataStage },
   { name: 'train', run: trainStage },
   { name: 'eval', run: evalStage },
+  { name: 'serve', run: serveStage },
 ];
 
 /** Wall time and this process's CPU time (ONNX Runtime's threads included) since a start point. */

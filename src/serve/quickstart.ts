@@ -1,0 +1,61 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import OpenAI from 'openai';
+import { stringify } from 'yaml';
+import { startServe } from '../cli/serve.ts';
+import { writeFileAtomic } from '../core/atomic.ts';
+
+/**
+ * Quickstart `serve` stage: `loom serve` on the pretrained base with the quickstart's LoRA as adapter `lora`, on a
+ * free loopback port; one streamed chat through the official openai SDK; reply, time to first token and tokens/s.
+ */
+export async function serveStage(outDir: string): Promise<{ stage: string; summary: string; outputs: string[] }> {
+  const base = resolve(outDir, 'train', 'pretrain', 'model');
+  const adapter = resolve(outDir, 'train', 'lora', 'adapter');
+  if (![join(base, 'config.json'), join(adapter, 'adapter_config.json')].every(existsSync)) {
+    return { stage: 'serve', summary: 'skipped: needs the train stage’s outputs', outputs: [] };
+  }
+  const dir = resolve(outDir, 'serve');
+  mkdirSync(dir, { recursive: true });
+  const cfg = join(dir, 'serve.yaml');
+  writeFileAtomic(
+    cfg,
+    stringify({ port: 0, models: [{ name: 'support', backend: 'local', path: base, adapters: { lora: adapter } }] }),
+  );
+  // A registry of its own: keys the user created elsewhere must not lock the quickstart out of its own server.
+  const server = await startServe(cfg, { logLevel: 'silent', registry: join(dir, 'registry.db') });
+  try {
+    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'quickstart', maxRetries: 0 });
+    const t0 = performance.now();
+    let ttft = 0;
+    let reply = '';
+    let completion = 0;
+    const stream = await client.chat.completions.create({
+      model: 'support:lora',
+      messages: [{ role: 'user', content: 'How do I reset my password?' }],
+      max_tokens: 48,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    for await (const c of stream) {
+      const d = c.choices[0]?.delta.content ?? '';
+      if (d && ttft === 0) ttft = performance.now() - t0;
+      reply += d;
+      if (c.usage) completion = c.usage.completion_tokens;
+    }
+    const total = (performance.now() - t0) / 1000;
+    const rate = completion / Math.max(total - ttft / 1000, 1e-6);
+    return {
+      stage: 'serve',
+      summary: [
+        `loom serve ${cfg} on ${server.url} (model "support:lora"), one chat through the openai SDK:`,
+        `  reply: ${JSON.stringify(reply.slice(0, 200))}`,
+        `  time to first token ${ttft.toFixed(0)} ms, ${completion} tokens at ${rate.toFixed(1)} tokens/s after the first`,
+      ].join('\n'),
+      outputs: [cfg],
+    };
+  } finally {
+    await server.close();
+  }
+}
