@@ -1,0 +1,22 @@
+# loom serve in a container. UNTESTED: docker cannot run on the machine this was written on.
+# Build: docker build -t loom .   Run: docker run -p 8000:8000 -v $PWD/models:/models loom serve /models/my-model --host 0.0.0.0
+FROM node:20-bookworm-slim AS deps
+WORKDIR /app
+# better-sqlite3 / onnxruntime-node may need to build or download native parts
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ ca-certificates && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev
+
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production LOOM_REGISTRY=/data/registry.db
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json tsconfig.json ./
+COPY bin ./bin
+COPY src ./src
+COPY examples ./examples
+RUN mkdir -p /data && chown node:node /data
+USER node
+EXPOSE 8000
+ENTRYPOINT ["node", "bin/loom.js"]
+CMD ["serve", "/models/model", "--host", "0.0.0.0", "--port", "8000"]
