@@ -12,7 +12,7 @@ import type { DataRow } from '../../src/core/types.ts';
 import { nearDedupStep } from '../../src/data/dedup/near.ts';
 import { makeBatchSigner, type SignParams } from '../../src/data/dedup/signature.ts';
 import { SignerPool } from '../../src/data/dedup/signer-pool.ts';
-import { runStep } from '../../test/data/step-helpers.ts';
+import { runStep } from '../../src/data/step-harness.ts';
 import { banking77En, clinc150En, crosswozZh, documents, poetryZh, shakespeareEn } from './neardup-corpus.ts';
 
 const arg = (name: string, def: number) => {

@@ -17,7 +17,7 @@ import type { DataRow } from '../../src/core/types.ts';
 import { mulberry32 } from '../../src/data/dedup/hash.ts';
 import { nearDedupStep } from '../../src/data/dedup/near.ts';
 import { tokensOf } from '../../src/data/dedup/shingle.ts';
-import { runStep } from '../../test/data/step-helpers.ts';
+import { runStep } from '../../src/data/step-harness.ts';
 import { banking77En, clinc150En, crosswozZh, documents, poetryZh, shakespeareEn } from './neardup-corpus.ts';
 
 const arg = (name: string, def: number) => {

@@ -3,11 +3,11 @@ import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.ts';
 import { RetrievalModel } from '../eval/baselines/retrieval.ts';
+import { recordEvalRun } from '../eval/records.ts';
 import { compareRuns, formatComparison, loadRun, renderComparison } from '../eval/report/compare.ts';
 import { fmt } from '../eval/report/html.ts';
 import { runSuite } from '../eval/suite/runner.ts';
 import { Registry } from '../registry/db.ts';
-import { recordEvalRun } from '../registry/evals.ts';
 import { serveChatModel } from '../serve/openai-server.ts';
 
 /** `loom eval run | compare | standin`, registered on the `eval` command next to `eval metric`. */

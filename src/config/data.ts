@@ -18,9 +18,9 @@
  *   split: { train: 0.8, validation: 0.1, test: 0.1, seed: 42 }
  */
 import { z } from 'zod';
-import { FORMAT_NAMES } from '../data/formats/index.ts';
 import { filtersConfig, ingestConfig, normalizeConfig, piiConfig } from './data-clean.ts';
 import { boilerplateConfig, exactDedupConfig, nearDedupConfig, splitConfig } from './data-dedup.ts';
+import { FORMAT_NAMES } from './formats.ts';
 
 /** What an input file's records are: any format Loom writes, a LLaMA-Factory registry, or detect per record. */
 export const RECORD_FORMATTINGS = ['auto', ...FORMAT_NAMES, 'llamafactory'] as const;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DataRow } from '../../src/core/types.ts';
 import { boilerplateStep } from '../../src/data/dedup/boilerplate.ts';
-import { row, runStep } from './step-helpers.ts';
+import { row, runStep } from '../../src/data/step-harness.ts';
 
 describe('boilerplateStep', () => {
   it('removes lines that occur in at least min_docs rows and logs the change', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { exactDedupStep } from '../../src/data/dedup/exact.ts';
-import { row, runStep } from './step-helpers.ts';
+import { row, runStep } from '../../src/data/step-harness.ts';
 
 describe('exactDedupStep', () => {
   it('keeps the first of identical normalised texts and names it in duplicate_of', async () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { DataRow } from '../../src/core/types.ts';
 import { nearDedupStep } from '../../src/data/dedup/near.ts';
-import { randomHan, randomWords, row, runStep, tempDir } from './step-helpers.ts';
+import { randomHan, randomWords, row, runStep, tempDir } from '../../src/data/step-harness.ts';
 
 // A 200-word text and a copy with one word substituted: at most 5 of its 196 word 5-grams change, so
 // J >= 191/201 = 0.95 and P(candidate) = 1 - (1 - 0.95^8)^14 > 0.9999998. Unrelated random texts share no

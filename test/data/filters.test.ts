@@ -19,7 +19,7 @@ import {
   zhQuality,
 } from '../../src/data/filters/index.ts';
 import { detectLanguage } from '../../src/data/langid.ts';
-import { runStep } from './step-helpers.ts';
+import { runStep } from '../../src/data/step-harness.ts';
 
 function on<T>(x: T | false): T {
   assert.notEqual(x, false);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DataRow } from '../../src/core/types.ts';
 import { createNormalizer, normalizeStep } from '../../src/data/normalize.ts';
-import { runStep } from './step-helpers.ts';
+import { runStep } from '../../src/data/step-harness.ts';
 
 const row = (id: string, fields: Partial<DataRow>): DataRow => ({
   id,

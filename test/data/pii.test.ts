@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DataRow, RejectRecord } from '../../src/core/types.ts';
 import { cnIdValid, createPiiDetector, luhnValid, piiStep, rejectMasker } from '../../src/data/pii.ts';
-import { runStep } from './step-helpers.ts';
+import { runStep } from '../../src/data/step-harness.ts';
 
 const row = (id: string, fields: Partial<DataRow>): DataRow => ({
   id,

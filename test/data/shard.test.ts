@@ -14,7 +14,7 @@ import {
   shardFromEnv,
   shardPaths,
 } from '../../src/data/shard.ts';
-import { randomHan, randomWords, runStep, tempDir } from './step-helpers.ts';
+import { randomHan, randomWords, runStep, tempDir } from '../../src/data/step-harness.ts';
 
 describe('shard selection', () => {
   it('parses i/N and rejects out-of-range shards', () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DataRow } from '../../src/core/types.ts';
 import { assignSplits, planSplits, type SplitName, type SplitSummary } from '../../src/data/split.ts';
-import { row, stream, tempDir } from './step-helpers.ts';
+import { row, stream, tempDir } from '../../src/data/step-harness.ts';
 
 const count = (xs: readonly SplitName[]) => ({
   train: xs.filter((x) => x === 'train').length,

@@ -16,12 +16,12 @@ import { after, before, test } from 'node:test';
 import { stringify } from 'yaml';
 import type { ModelSpec } from '../../src/config/eval.ts';
 import { LoomError } from '../../src/core/errors.ts';
+import { recordEvalRun } from '../../src/eval/records.ts';
 import { compareRuns } from '../../src/eval/report/compare.ts';
 import { modelFingerprint } from '../../src/eval/suite/models.ts';
 import type { RunResult, TaskRunResult } from '../../src/eval/suite/results.ts';
 import { runSuite } from '../../src/eval/suite/runner.ts';
 import { Registry } from '../../src/registry/db.ts';
-import { recordEvalRun } from '../../src/registry/evals.ts';
 import { type MockAction, type MockRequest, type OpenAIMock, startOpenAIMock } from '../helpers/openai-mock.ts';
 
 const QA: [string, string][] = [

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { stringify } from 'yaml';
+import { recordEvalRun } from '../../src/eval/records.ts';
 import { compareRuns } from '../../src/eval/report/compare.ts';
 import { runSuite } from '../../src/eval/suite/runner.ts';
 import { Registry } from '../../src/registry/db.ts';
-import { recordEvalRun } from '../../src/registry/evals.ts';
 import { type OpenAIMock, startOpenAIMock, unreachableUrl } from '../helpers/openai-mock.ts';
 
 const QA: [string, string][] = [

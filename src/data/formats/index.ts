@@ -1,3 +1,8 @@
+/**
+ * One entry point for every dataset format Loom reads and writes. Import turns one parsed JSON record into a
+ * DataRow (or throws INPUT_MALFORMED with file/line); export turns a DataRow into the JSON object of a format.
+ */
+import { FORMAT_NAMES, type FormatName } from '../../config/formats.ts';
 import type { DataRow, SourceRef } from '../../core/types.ts';
 import { ALPACA_DEFAULT_COLUMNS, type AlpacaColumns, fromAlpaca, toAlpaca } from './alpaca.ts';
 import { type CanonicalKind, detectCanonicalKind, fromCanonical, toCanonical } from './canonical.ts';
@@ -12,20 +17,7 @@ import {
   toShareGpt,
 } from './sharegpt.ts';
 
-/**
- * One entry point for every dataset format Loom reads and writes. Import turns one parsed JSON record into a
- * DataRow (or throws INPUT_MALFORMED with file/line); export turns a DataRow into the JSON object of a format.
- */
-export const FORMAT_NAMES = [
-  'messages',
-  'text',
-  'classification',
-  'preference',
-  'alpaca',
-  'sharegpt',
-  'openai',
-] as const;
-export type FormatName = (typeof FORMAT_NAMES)[number];
+export { FORMAT_NAMES, type FormatName };
 export type InputFormatName = FormatName | 'auto';
 
 export interface FormatOptions {

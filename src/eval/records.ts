@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { RunResult } from '../eval/suite/results.ts';
-import type { Registry } from './db.ts';
+import type { Registry } from '../registry/db.ts';
+import type { RunResult } from './suite/results.ts';
 
 /**
  * Eval runs in the registry: a `runs` row of kind `eval`, one metric row per (task, model, prompt, metric), and

@@ -1,9 +1,9 @@
-/** Shared helpers for the data-step tests: rows from texts, a collecting StepContext, a temp folder. */
+/** Harness for running data steps in memory (tests and benchmarks): rows from texts, a collecting StepContext, a temp folder. */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DataRow, RejectRecord } from '../../src/core/types.ts';
-import type { Step, StepContext } from '../../src/data/step.ts';
+import type { DataRow, RejectRecord } from '../core/types.ts';
+import type { Step, StepContext } from './step.ts';
 
 export function row(id: string, text: string, extra: Partial<DataRow> = {}): DataRow {
   return { id, text, meta: {}, source: { file: 'mem.jsonl', line: Number(id.replace(/\D/g, '')) || 0 }, ...extra };

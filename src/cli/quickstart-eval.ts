@@ -2,12 +2,12 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.ts';
+import { RetrievalModel } from '../eval/baselines/retrieval.ts';
+import { type ComparisonRow, compareRuns, renderComparison } from '../eval/report/compare.ts';
+import { fmt } from '../eval/report/html.ts';
+import type { RunResult } from '../eval/suite/results.ts';
+import { runSuite } from '../eval/suite/runner.ts';
 import { serveChatModel } from '../serve/openai-server.ts';
-import { RetrievalModel } from './baselines/retrieval.ts';
-import { type ComparisonRow, compareRuns, renderComparison } from './report/compare.ts';
-import { fmt } from './report/html.ts';
-import type { RunResult } from './suite/results.ts';
-import { runSuite } from './suite/runner.ts';
 
 /**
  * Quickstart `eval` stage: examples/customer-service/eval.yaml with its paths pointed at this quickstart's outputs.
