@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { startServe } from '../../src/cli/serve.ts';
 import { createModelFolder } from '../../src/models/folder.ts';
-import { startOpenAIMock } from '../../test/helpers/openai-mock.ts';
+import { startOpenAIMock } from '../../tools/mocks/openai-mock.ts';
 
 const N = Number(process.argv[2] ?? 300);
 const work = mkdtempSync(join(tmpdir(), 'loom-bench-serve-'));

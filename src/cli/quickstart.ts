@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { dataStage } from '../data/quickstart.ts';
-import { serveStage } from '../serve/quickstart.ts';
 import { trainStage } from '../train/quickstart.ts';
 import { evalStage } from './quickstart-eval.ts';
+import { serveStage } from './quickstart-serve.ts';
 
 export interface StageResult {
   stage: string;

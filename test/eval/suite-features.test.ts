@@ -22,7 +22,7 @@ import { modelFingerprint } from '../../src/eval/suite/models.ts';
 import type { RunResult, TaskRunResult } from '../../src/eval/suite/results.ts';
 import { runSuite } from '../../src/eval/suite/runner.ts';
 import { Registry } from '../../src/registry/db.ts';
-import { type MockAction, type MockRequest, type OpenAIMock, startOpenAIMock } from '../helpers/openai-mock.ts';
+import { type MockAction, type MockRequest, type OpenAIMock, startOpenAIMock } from '../../tools/mocks/openai-mock.ts';
 
 const QA: [string, string][] = [
   ['How do I return an item?', 'Open the order page and choose return within seven days.'],

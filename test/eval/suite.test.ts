@@ -8,7 +8,7 @@ import { recordEvalRun } from '../../src/eval/records.ts';
 import { compareRuns } from '../../src/eval/report/compare.ts';
 import { runSuite } from '../../src/eval/suite/runner.ts';
 import { Registry } from '../../src/registry/db.ts';
-import { type OpenAIMock, startOpenAIMock, unreachableUrl } from '../helpers/openai-mock.ts';
+import { type OpenAIMock, startOpenAIMock, unreachableUrl } from '../../tools/mocks/openai-mock.ts';
 
 const QA: [string, string][] = [
   ['How do I return an item?', 'Open the order page and choose return within seven days.'],

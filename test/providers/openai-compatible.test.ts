@@ -3,7 +3,7 @@ import { after, test } from 'node:test';
 import { LoomError } from '../../src/core/errors.ts';
 import { OpenAICompatibleModel, parseRetryAfter } from '../../src/providers/openai-compatible.ts';
 import { costOf, defaultPrices } from '../../src/providers/presets.ts';
-import { startOpenAIMock, unreachableUrl } from '../helpers/openai-mock.ts';
+import { startOpenAIMock, unreachableUrl } from '../../tools/mocks/openai-mock.ts';
 
 const mocks: { close(): Promise<void> }[] = [];
 after(async () => {

@@ -14,7 +14,7 @@ import { createModelFolder } from '../../src/models/folder.ts';
 import { buildGateway } from '../../src/serve/app.ts';
 import { ChatModelBackend } from '../../src/serve/backends.ts';
 import { Limiter } from '../../src/serve/limiter.ts';
-import { startOpenAIMock } from '../helpers/openai-mock.ts';
+import { startOpenAIMock } from '../../tools/mocks/openai-mock.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 let work: string;

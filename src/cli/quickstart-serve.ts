@@ -2,8 +2,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import OpenAI from 'openai';
 import { stringify } from 'yaml';
-import { startServe } from '../cli/serve.ts';
 import { writeFileAtomic } from '../core/atomic.ts';
+import { startServe } from './serve.ts';
 
 /**
  * Quickstart `serve` stage: `loom serve` on the pretrained base with the quickstart's LoRA as adapter `lora`, on a
