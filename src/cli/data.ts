@@ -5,6 +5,7 @@ import { convert } from '../data/formats/convert.ts';
 import { FORMAT_NAMES, type FormatName, type InputFormatName } from '../data/formats/index.ts';
 import { formatLintReport, lintFile, loadTokenCounter } from '../data/lint.ts';
 import { mergeDataShards, planDataPipeline, type RunDataResult, runDataPipeline } from '../data/pipeline.ts';
+import { refuseEmptyOutput } from '../data/setup.ts';
 import { parseShardSpec, shardFromEnv } from '../data/shard.ts';
 import { cleanDataset, datasetStats, dedupDataset, splitDataset, type TaskResult } from '../data/tasks.ts';
 
@@ -202,6 +203,8 @@ export function registerData(program: Command): void {
         if (r.status === 'shard-done' && !o.json)
           out(`shard done: ${r.counts.output} rows in ${r.outDir} (merge with: loom data merge ${config})`);
         else printRun(r, o.json ?? false);
+        // Outputs and rejects stay for inspection; the exit status says the run produced nothing.
+        if (r.status !== 'shard-done') refuseEmptyOutput(r);
       },
     );
 
@@ -216,7 +219,9 @@ export function registerData(program: Command): void {
       '\nExample:\n  $ loom data run data.yaml --shard 0/2 && loom data run data.yaml --shard 1/2\n  $ loom data merge data.yaml',
     )
     .action(async (config: string, overrides: string[], o: { out?: string; quiet?: boolean; json?: boolean }) => {
-      printRun(await mergeDataShards(config, { overrides, outDir: o.out, quiet: o.quiet || o.json }), o.json ?? false);
+      const r = await mergeDataShards(config, { overrides, outDir: o.out, quiet: o.quiet || o.json });
+      printRun(r, o.json ?? false);
+      refuseEmptyOutput(r);
     });
 
   withInputFlags(

@@ -81,7 +81,12 @@ export async function runDataPipeline(
   const prev = readDone(r.outDir);
   if (!opts.force && prev?.hash === hash && prev.outputs && Object.values(prev.outputs).every((p) => existsSync(p))) {
     const done = JSON.parse(readFileSync(join(r.outDir, DONE_FILE), 'utf8')) as { counts: RunDataResult['counts'] };
-    return { status: 'up-to-date', outDir: r.outDir, counts: done.counts ?? emptyCounts(), outputs: prev.outputs };
+    return {
+      status: 'up-to-date',
+      outDir: r.outDir,
+      counts: done.counts ?? emptyCounts(),
+      outputs: prev.outputs,
+    };
   }
   clearOutputs(r.outDir);
   const { tmpDir, report, rejectsWriter, sink, ctx, progress, source } = openRun(

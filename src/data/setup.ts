@@ -181,6 +181,8 @@ export interface SourceState {
   bytesDone: number;
   totalBytes: number;
   files: string[];
+  /** Where warnings about the inputs go (an empty input file); default: nowhere. */
+  warn?: (message: string) => void;
 }
 
 export function inputPatterns(inp: DataInputConfig): string[] {
@@ -258,6 +260,14 @@ export async function* sourceRows(
   for (const { input, files } of plan) {
     for (const abs of files) {
       const size = statSync(abs).size;
+      if (size === 0) {
+        // An empty file is legal but almost always a mistake (a failed export): say so instead of silently
+        // contributing nothing.
+        report.count('empty_input_files', 1);
+        state.warn?.(
+          `warning: input ${shownPath(abs, baseDir)} is empty (0 bytes) / 警告：输入文件为空 — check the export that wrote it`,
+        );
+      }
       if (input.formatting === 'llamafactory') {
         for await (const it of readRegistryDatasets(abs, input.datasets)) {
           if ('error' in it) {
@@ -490,10 +500,48 @@ export function openRun(
     bytesDone: 0,
     totalBytes: files.reduce((a, f) => a + statSync(f).size, 0),
     files: [],
+    warn: opts.quiet ? undefined : (m) => (opts.progressStream ?? process.stderr).write(`${m}\n`),
   };
   const source = () => {
     report.declare('ingest');
     return countOut('ingest', sourceRows(plan, r.baseDir, ctx, report, state, progress), report, sink);
   };
   return { tmpDir, report, rejectsWriter, sink, ctx, progress, state, source };
+}
+
+/** The most frequent drop reasons of a finished run's report, as `step: reason (count)`. */
+export function topDropReasons(report: Pick<DataReport, 'steps'>, n = 3): string[] {
+  const all = report.steps.flatMap((s) => Object.entries(s.dropped).map(([reason, c]) => ({ s: s.step, reason, c })));
+  all.sort((a, b) => b.c - a.c);
+  return all.slice(0, n).map((x) => `${x.s}: ${x.reason} (${x.c})`);
+}
+
+/**
+ * A run that read rows and wrote none is a failure, not a success with empty files: it is refused (non-zero exit)
+ * with the top drop reasons from its report, also when a rerun finds it up to date.
+ */
+export function refuseEmptyOutput(result: RunDataResult): RunDataResult {
+  const c = result.counts;
+  if (c.input === 0 || c.output > 0) return result;
+  let reasons: string[] = [];
+  const reportPath = result.outputs.report_json;
+  const report = result.report ?? (reportPath && existsSync(reportPath) ? readReportJson(reportPath) : undefined);
+  if (report) reasons = topDropReasons(report);
+  throw new LoomError(
+    'DATA_LINT',
+    `${c.input} rows read, 0 written / 读取 ${c.input} 行，输出 0 行` +
+      (reasons.length ? `; top reasons: ${reasons.join('; ')}` : ''),
+    {
+      file: result.outputs.rejects,
+      hint: 'see rejects.jsonl and report.html for why every row was dropped; loosen the step that drops them (e.g. filters.preset, dedup.near.threshold)',
+    },
+  );
+}
+
+function readReportJson(path: string): DataReport | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as DataReport;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
@@ -128,5 +128,21 @@ describe('loom data CLI', () => {
       ],
     });
     assert.equal(JSON.parse(readFileSync(join(dir, 'dataset_info.json'), 'utf8')).support.formatting, 'sharegpt');
+  });
+});
+
+describe('loom data run: zero rows written', () => {
+  test('exits non-zero and names the top drop reasons; the rejects stay for inspection', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loom-cli-zero-'));
+    writeFileSync(join(dir, 'in.jsonl'), '{"text":"hello there"}\n{"text":"second row"}\n');
+    writeFileSync(
+      join(dir, 'data.yaml'),
+      'inputs:\n  - path: in.jsonl\n    formatting: text\noutput:\n  format: messages\nout_dir: out\n',
+    );
+    const r = await loom(['data', 'run', join(dir, 'data.yaml'), '--quiet']).done;
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /2 rows read, 0 written/);
+    assert.match(r.stderr, /top reasons: format:/);
+    assert.ok(existsSync(join(dir, 'out', 'rejects.jsonl')));
   });
 });

@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 import type { DataRow } from '../../src/core/types.ts';
 import { DatasetStatsBuilder, RunReportBuilder, renderReportHtml, writeReport } from '../../src/data/report/index.ts';
 import { datasetStats } from '../../src/data/tasks.ts';
+import { reportCss } from '../../src/eval/report/html.ts';
 
 function row(id: string, text: string, label?: string): DataRow {
   return { id, text, label, meta: {}, source: { file: 'in.jsonl', line: Number(id.slice(1)) } };
@@ -111,6 +112,16 @@ describe('report HTML', () => {
     assert.match(html, /T &lt;test&gt;/);
     assert.match(html, /aaaaa &lt;b&gt;x&lt;\/b&gt;/);
     assert.doesNotMatch(html, /<b>x<\/b>/);
+  });
+
+  test('the font stack names CJK fonts (data and eval reports), so Chinese text renders without a CJK default font', async () => {
+    const pages = [renderReportHtml(await sampleReport()), reportCss];
+    for (const page of pages) {
+      const body = page.match(/body\{font:[^;]*;/)?.[0] ?? '';
+      for (const font of ['"Noto Sans CJK SC"', '"PingFang SC"', '"Microsoft YaHei"'])
+        assert.ok(body.includes(font), font);
+      assert.ok(body.indexOf('"Noto Sans CJK SC"') < body.indexOf('sans-serif'), 'CJK fonts before the generic family');
+    }
   });
 
   test('writeReport writes both files', async () => {

@@ -21,6 +21,13 @@ const PALETTE = [
 ];
 
 /** Horizontal bars, one per item, with the value at the end. */
+/**
+ * The reports' font stack. CJK fonts are named explicitly (macOS, Windows, Linux) because the default sans font of
+ * many machines has no Chinese glyphs, and a report of a Chinese dataset must not render as boxes.
+ */
+export const REPORT_FONT_STACK =
+  'system-ui,-apple-system,"Segoe UI","Noto Sans CJK SC","PingFang SC","Microsoft YaHei","Source Han Sans SC",sans-serif';
+
 export function barChart(items: [string, number][], title: string, color = PALETTE[0]!): string {
   if (items.length === 0) return `<p class="muted">${escapeHtml(title)}: none</p>`;
   const shown = items.slice(0, 30);
@@ -191,7 +198,7 @@ export function renderReportHtml(r: DataReport): string {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(r.title)}</title>
 <style>
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei",sans-serif;margin:24px auto;max-width:1000px;color:#222;padding:0 16px}
+body{font:14px/1.45 ${REPORT_FONT_STACK};margin:24px auto;max-width:1000px;color:#222;padding:0 16px}
 h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .muted{color:#777;font-size:12px}.cards{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}
 .card{border:1px solid #ddd;border-radius:6px;padding:8px 14px;min-width:110px}.card b{display:block;font-size:20px}

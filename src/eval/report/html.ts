@@ -4,6 +4,7 @@ import type { MetricSummary, RunResult, TaskRunResult } from '../suite/results.t
 /** Self-contained HTML (inline CSS, no scripts from anywhere): opens from disk, mails as one file. */
 
 import { escapeHtml as esc } from '../../core/html.ts';
+import { REPORT_FONT_STACK } from '../../data/report/html.ts';
 
 export { esc };
 
@@ -18,7 +19,7 @@ export function fmtSummary(m: MetricSummary | undefined): string {
 }
 
 export const reportCss = `
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;margin:24px;color:#1d2330;max-width:1200px}
+body{font:14px/1.45 ${REPORT_FONT_STACK};margin:24px;color:#1d2330;max-width:1200px}
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #dde}h3{font-size:15px}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #d8dbe3;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f2f4f8}.ci{color:#667;font-size:12px}.pass{color:#17803d}.fail{color:#c0262d}.err{color:#a15c00}
