@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { getLlama, type Llama } from 'node-llama-cpp';
+import { getLlama, type Llama, type Token } from 'node-llama-cpp';
 import { Rng } from '../../src/core/rng.ts';
 import { exportArtefact } from '../../src/export/export.ts';
 import { readGguf } from '../../src/export/gguf/format.ts';
@@ -67,8 +67,8 @@ async function compare(dir: string, dtype: 'fp32' | 'fp16' | 'int8' | 'int4', to
     const logits = await lm.forward([ids]);
     const seq = ctx.getSequence();
     const out = await seq.controlledEvaluate(
-      ids.map((t) => [
-        t,
+      ids.map((t): [Token, { generateNext: { probabilities: true; options: Record<string, number> } }] => [
+        t as Token,
         { generateNext: { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } } },
       ]),
     );
@@ -79,7 +79,7 @@ async function compare(dir: string, dtype: 'fp32' | 'fp16' | 'int8' | 'int4', to
       assert.ok(probs && probs.size === V, `llama.cpp returned ${probs?.size} probabilities, expected ${V}`);
       // compare where the probability is representable (log of a float32 probability above 1e-30)
       for (let v = 0; v < V; v++) {
-        const q = probs.get(v) ?? 0;
+        const q = probs.get(v as Token) ?? 0;
         if (q > 1e-30) worst = Math.max(worst, Math.abs(Math.log(q) - ref[v]!));
       }
     }
@@ -96,7 +96,7 @@ async function compare(dir: string, dtype: 'fp32' | 'fp16' | 'int8' | 'int4', to
     seq.dispose();
     const seq2 = ctx.getSequence();
     const cppIds: number[] = [];
-    for await (const t of seq2.evaluate(ids, { temperature: 0, yieldEogToken: true })) {
+    for await (const t of seq2.evaluate(ids as Token[], { temperature: 0, yieldEogToken: true })) {
       cppIds.push(t);
       if (cppIds.length === 12) break;
     }
