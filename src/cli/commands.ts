@@ -4,6 +4,7 @@ import { registerChat } from './chat.ts';
 import { registerData } from './data.ts';
 import { registerEval } from './eval.ts';
 import { registerEvalSuite } from './eval-suite.ts';
+import { registerExport } from './export.ts';
 import { registerKeys } from './keys.ts';
 import { registerModel } from './model.ts';
 import { registerModelScore } from './model-score.ts';
@@ -26,4 +27,5 @@ export function registerCommands(program: Command): void {
   registerServe(program);
   registerKeys(program);
   registerRuns(program);
+  registerExport(program);
 }

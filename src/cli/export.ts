@@ -1,0 +1,34 @@
+import type { Command } from 'commander';
+import { LoomError } from '../core/errors.ts';
+import { type ExportFormat, exportArtefact, FORMATS, normalizeDtype } from '../export/export.ts';
+
+/** `loom export <run-or-model-dir> --format hf|peft|onnx|gguf [--dtype …] [--out DIR]` */
+export function registerExport(program: Command): void {
+  program
+    .command('export')
+    .description('write a trained model for other runtimes: merged HF folder, PEFT adapter, GGUF (llama.cpp / Ollama)')
+    .argument('<run-or-model-dir>', 'a model folder (config.json) or a `loom train` output folder')
+    .requiredOption('--format <format>', `one of ${FORMATS.join(', ')}`)
+    .option('--dtype <dtype>', 'fp32|f32, fp16|f16, int8|q8_0, int4|q4_0, q4_k_m (default: gguf int8, others fp32)')
+    .option('--out <dir>', 'output folder (default: <input>/export/<format>-<dtype>)')
+    .addHelpText(
+      'after',
+      '\nExample:\n  $ loom export out/quickstart/train --format gguf --dtype q8_0 --out out/gguf\n  $ loom export models/tiny --format hf --dtype fp16',
+    )
+    .action((input: string, opts: { format: string; dtype?: string; out?: string }) => {
+      if (!FORMATS.includes(opts.format as ExportFormat)) {
+        throw new LoomError('CONFIG_INVALID', `unknown --format ${opts.format}`, {
+          field: 'format',
+          hint: `one of ${FORMATS.join(', ')} / 可选：${FORMATS.join('、')}`,
+        });
+      }
+      const r = exportArtefact({
+        input,
+        format: opts.format as ExportFormat,
+        dtype: opts.dtype ? normalizeDtype(opts.dtype) : undefined,
+        out: opts.out,
+      });
+      process.stdout.write(`exported ${r.format} (${r.dtype}) → ${r.artefact}\n`);
+      for (const f of r.files) process.stdout.write(`  ${f}\n`);
+    });
+}
