@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as E from '../../src/engine/index.ts';
-import { checkGrad, runGraph } from './helpers.ts';
+import { assertClose, checkGrad, randn, rng, runGraph } from './helpers.ts';
 
 const f = (shape: number[], extra: Partial<{ lo: number; hi: number; dtype: E.DType; values: number[] }> = {}) => ({
   shape,
@@ -185,4 +185,38 @@ test('crossEntropy uses its custom VJP (no scatter into zeros) unless an interna
   assert.ok(slow.includes('ConstantOfShape'), slow.join(','));
   const fast = ops(build(false));
   assert.ok(!fast.includes('ConstantOfShape') && fast.includes('ScatterElements'), fast.join(','));
+});
+
+test('Gather gradient with many duplicate ids is exact and deterministic on 2 threads (float64 reference)', async () => {
+  // Embedding-style: a float32 table, thousands of ids drawn from a handful of rows. ORT's multi-threaded
+  // ScatterND(add) raced on such duplicates; the reference below is a plain float64 loop, independent of ORT.
+  const V = 40;
+  const D = 256;
+  const N = 8192;
+  const r = rng(11);
+  const ids = Array.from({ length: N }, (_, i) => (i % 7 === 0 ? Math.floor(r() * V) : [3, 5, 3, 9][i % 4]!));
+  const upstream = randn(r, N * D);
+  const g = new E.Graph('embgrad');
+  const w = g.input('w', 'float32', [V, D]);
+  const idx = g.input('ids', 'int64', ['n']);
+  const up = g.input('up', 'float32', ['n', D]);
+  const loss = E.reduceSum(E.mul(E.gather(w, idx, 0), up), [0, 1], false);
+  const [dw] = E.grad(loss, [w]);
+  g.output('dw', dw!);
+  const want = new Float64Array(V * D);
+  for (let i = 0; i < N; i++) for (let j = 0; j < D; j++) want[ids[i]! * D + j]! += Math.fround(upstream[i * D + j]!);
+  const feeds = {
+    w: E.hostTensor('float32', [V, D], randn(r, V * D)),
+    ids: E.hostTensor('int64', [N], ids),
+    up: E.hostTensor('float32', [N, D], upstream),
+  };
+  const maxAbs = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  let first: number[] | undefined;
+  for (let rep = 0; rep < 3; rep++) {
+    const got = E.toNumbers((await runGraph(g, feeds)).dw!);
+    // fp32 accumulation of ~N/3 terms: well under 1e-5 of the largest entry; a lost update is ~1e-2 or more.
+    assertClose(got, want, 1e-5 * maxAbs, 0, `d loss / d w (run ${rep})`);
+    if (first) assert.deepEqual(got, first, 'two runs on 2 threads must give identical bits');
+    first = got;
+  }
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { createModelFolder } from '../../src/models/folder.ts';
 import { runTraining } from '../../src/train/trainer.ts';
 import { cfg, tinyProject } from './helpers.ts';
 
@@ -169,4 +170,44 @@ test('rows that fail the data linter are refused with file:line', async () => {
       return true;
     },
   );
+});
+
+test('full fine-tuning and pretraining on 2 threads: two runs with one seed give identical weights', async () => {
+  // A wider embedding (512) than the tiny preset: ORT's threaded ScatterND(add) raced on repeated token ids at this
+  // width, so the tied embedding's gradient (and then every weight) drifted between runs.
+  createModelFolder(join(dir, 'model-wide'), {
+    preset: 'tiny',
+    seed: 1,
+    overrides: { hidden_size: 512, intermediate_size: 256, num_hidden_layers: 1 },
+  });
+  for (const over of [
+    { finetuning_type: 'full' },
+    { stage: 'pt', dataset: 'corpus.jsonl', finetuning_type: 'full', packing: true },
+  ]) {
+    const run = (name: string) =>
+      runTraining({
+        config: cfg({
+          ...over,
+          model: 'model-wide',
+          output_dir: name,
+          max_steps: 8,
+          learning_rate: 3e-3,
+          per_device_train_batch_size: 8,
+        }),
+        baseDir: dir,
+        quiet: true,
+        threads: 2,
+      });
+    const a = await run(`det-a-${over.finetuning_type}-${'stage' in over}`);
+    const b = await run(`det-b-${over.finetuning_type}-${'stage' in over}`);
+    a.params.forEach((p, i) => {
+      const q = b.params[i]!;
+      assert.ok(
+        Buffer.from(p.data.buffer, p.data.byteOffset, p.data.byteLength).equals(
+          Buffer.from(q.data.buffer, q.data.byteOffset, q.data.byteLength),
+        ),
+        `${JSON.stringify(over)}: ${p.name} differs between two seeded runs`,
+      );
+    });
+  }
 });

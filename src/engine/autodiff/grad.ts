@@ -12,6 +12,7 @@ import {
   concat,
   cos,
   div,
+  equal,
   exp,
   full,
   greater,
@@ -22,6 +23,7 @@ import {
   mul,
   neg,
   pad,
+  range,
   reduceSum,
   reshape,
   scatterElements,
@@ -236,8 +238,7 @@ const rules: Record<string, Rule> = {
     const xin = inp(n, 0);
     const idx = inp(n, 1);
     const a = intAttr(n, 'axis', 0);
-    const ind = unsqueeze(cast(idx, 'int64'), [-1]);
-    if (a === 0) return [scatterND(zerosLike(xin), ind, g, 'add'), null];
+    if (a === 0) return [gatherRowsGrad(xin, idx, g), null];
     const m = idx.rank;
     const xPerm = [a, ...[...Array(xin.rank).keys()].filter((i) => i !== a)];
     const gPerm = [
@@ -245,9 +246,8 @@ const rules: Record<string, Rule> = {
       ...[...Array(a).keys()],
       ...[...Array(g.rank - a - m).keys()].map((i) => a + m + i),
     ];
-    const zerosT = full(g.graph, xPerm.map((p) => xin.shape[p]!) as Dim[], 0, xin.dtype);
-    const s = scatterND(zerosT, ind, transpose(g, gPerm), 'add');
-    return [transpose(s, inversePerm(xPerm)), null];
+    const xT = transpose(xin, xPerm);
+    return [transpose(gatherRowsGrad(xT, idx, transpose(g, gPerm)), inversePerm(xPerm)), null];
   },
   GatherElements: (n, g) => [scatterElements(zerosLike(inp(n, 0)), inp(n, 1), g, intAttr(n, 'axis', 0), 'add'), null],
   Where: (n, g, need) => [
@@ -387,4 +387,47 @@ function onesOf(dtype: Tensor['dtype']): Float32Array | Float64Array | Uint16Arr
   if (dtype === 'float64') return Float64Array.of(1);
   if (dtype === 'float16') return Uint16Array.of(0x3c00);
   return Float32Array.of(1);
+}
+
+/**
+ * Rows of the table chunked so one one-hot block holds at most this many columns: the one-hot matrix is
+ * tokens × chunk, so this bounds the backward pass's extra memory for large vocabularies.
+ */
+const ONE_HOT_CHUNK = 4096;
+
+/**
+ * Gradient of gather(x, idx, axis 0) as onehot(idx)ᵀ · g instead of ScatterND(reduction=add): ORT's multi-threaded
+ * CPU ScatterND races on duplicate indices (embedding rows repeat in every batch) and loses updates, so the
+ * embedding gradient was wrong and run-to-run different with > 1 intra-op thread. MatMul splits its output over
+ * threads, never the reduction (token) axis, so each row's sum has one fixed order: exact and deterministic.
+ */
+function gatherRowsGrad(x: Tensor, idx: Tensor, g: Tensor): Tensor {
+  const gr = x.graph;
+  const rows = x.shape[0]!;
+  const rest = x.shape.slice(1);
+  const ids = reshape(cast(idx, 'int64'), [-1, 1]);
+  const width = rest.reduce<number | undefined>(
+    (p, d) => (p !== undefined && typeof d === 'number' ? p * d : undefined),
+    1,
+  );
+  // Flatten (rather than Reshape) when a trailing dim is symbolic: it needs no static width.
+  const gFlat =
+    width !== undefined
+      ? reshape(g, [-1, width])
+      : gr.addNode('Flatten', [g], [{ dtype: g.dtype, shape: [gr.opaqueSymbol('n'), gr.opaqueSymbol('w')] }], {
+          axis: { kind: 'int', v: idx.rank },
+        })[0]!;
+  const block = (ids2: Tensor): Tensor => matmul(transpose(cast(equal(ids, ids2), g.dtype), [1, 0]), gFlat);
+  let flat: Tensor;
+  if (typeof rows === 'number' && rows > ONE_HOT_CHUNK) {
+    const parts: Tensor[] = [];
+    for (let r0 = 0; r0 < rows; r0 += ONE_HOT_CHUNK) {
+      const r1 = Math.min(rows, r0 + ONE_HOT_CHUNK);
+      parts.push(block(unsqueeze(range(gr, r0, r1, 1, 'int64'), [0])));
+    }
+    flat = concat(parts, 0);
+  } else {
+    flat = block(unsqueeze(arange(gr, rows), [0]));
+  }
+  return reshape(flat, x.shape as Dim[]);
 }
