@@ -5,6 +5,7 @@ import { registerData } from './data.ts';
 import { registerEval } from './eval.ts';
 import { registerEvalSuite } from './eval-suite.ts';
 import { registerExport } from './export.ts';
+import { registerGuard } from './guard.ts';
 import { registerKeys } from './keys.ts';
 import { registerModel } from './model.ts';
 import { registerModelScore } from './model-score.ts';
@@ -28,4 +29,5 @@ export function registerCommands(program: Command): void {
   registerKeys(program);
   registerRuns(program);
   registerExport(program);
+  registerGuard(program);
 }

@@ -1,0 +1,85 @@
+/**
+ * Config of the guard stage (src/guard). serve.yaml embeds one `guard:` block per route or model; `routes`
+ * overrides top-level keys for one route/model name (see `resolveGuardConfig`).
+ */
+import { z } from 'zod';
+
+export const harmCategory = z.enum([
+  'violence',
+  'self_harm',
+  'sexual',
+  'hate',
+  'crime',
+  'privacy',
+  'politics',
+  'off_topic',
+]);
+export const guardAction = z.enum(['block', 'mask', 'flag']);
+
+const base = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** Score at or above which a label fires (rules and similarity both give scores in [0, 1]). */
+    thresholds: z
+      .object({
+        injection: z.number().min(0).max(1).default(0.75),
+        jailbreak: z.number().min(0).max(1).default(0.75),
+        harmful: z.number().min(0).max(1).default(0.8),
+      })
+      .strict()
+      .default({ injection: 0.75, jailbreak: 0.75, harmful: 0.8 }),
+    /** Harmful-content categories checked; politics and off_topic are opt-in (operator's choice). */
+    categories: z.array(harmCategory).default(['violence', 'self_harm', 'sexual', 'hate', 'crime', 'privacy']),
+    /** What happens when a label fires. `mask` applies to PII and links; for attacks it behaves as block. */
+    actions: z
+      .object({
+        injection: guardAction.default('block'),
+        jailbreak: guardAction.default('block'),
+        harmful: guardAction.default('block'),
+      })
+      .strict()
+      .default({ injection: 'block', jailbreak: 'block', harmful: 'block' }),
+    similarity: z
+      .object({
+        /** JSONL of {"text","label"} known attacks; default: the committed data/guard/attacks.jsonl. */
+        store: z.string().optional(),
+        /** Containment score scaled into the label score: score = containment * weight. */
+        weight: z.number().min(0).max(1).default(0.95),
+        enabled: z.boolean().default(true),
+      })
+      .strict()
+      .default({ weight: 0.95, enabled: true }),
+    pii: z
+      .object({
+        /** Mask PII (data stage detectors) in input and output; `flag` only reports it. */
+        action: z.enum(['mask', 'flag', 'off']).default('mask'),
+      })
+      .strict()
+      .default({ action: 'mask' }),
+    links: z
+      .object({
+        /** Hosts (and their subdomains) allowed in output; others are masked. Empty list = links not checked. */
+        allow: z.array(z.string()).default([]),
+      })
+      .strict()
+      .default({ allow: [] }),
+    /** Canary token planted in system prompts; its appearance in output is a prompt leak. */
+    canary: z.string().min(8).optional(),
+    /** Characters held back by the streaming moderator so a violating phrase is never sent half-way. */
+    hold_back: z.number().int().min(0).max(4096).default(64),
+  })
+  .strict();
+
+export const guardConfig = base.extend({
+  routes: z.record(z.string(), base.partial()).default({}),
+});
+export type GuardConfig = z.infer<typeof guardConfig>;
+export type GuardConfigInput = z.input<typeof guardConfig>;
+
+/** The config for one route/model: top-level keys with that route's overrides on top. */
+export function resolveGuardConfig(cfg: GuardConfig, route?: string): GuardConfig {
+  const o = route === undefined ? undefined : cfg.routes[route];
+  if (!o) return cfg;
+  const defined = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  return { ...cfg, ...defined, routes: cfg.routes };
+}

@@ -1,0 +1,242 @@
+/**
+ * Guard stage library API (used by `loom serve` as middleware and by `loom guard`):
+ *
+ *   const g = createGuard({ thresholds: { injection: 0.8 } });
+ *   g.checkInput(messages)        → Verdict (user/tool turns scanned; PII masked copy in `masked`)
+ *   g.checkOutput(text, { prompt }) → Verdict (harmful content, canary leak, PII, links)
+ *   g.moderateStream(chunks)       → async iterable of safe chunks, held back `hold_back` characters
+ *   g.refusal('zh')                → polite refusal in zh-CN or English
+ *
+ * Layers: normalise (normalize.ts) → rules (rules.ts) → similarity (similarity.ts). Each layer gives scores per
+ * label; the verdict keeps the best per label and the evidence (layer + rule id) for the one that decided.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type GuardConfig, type GuardConfigInput, guardConfig, resolveGuardConfig } from '../config/guard.ts';
+import { validateConfig } from '../config/load.ts';
+import { createPiiDetector, type PiiSpan } from '../data/pii.ts';
+import { normalizeForGuard, type TransformName } from './normalize.ts';
+import { type GuardLabel, type HarmCategory, runRules } from './rules.ts';
+import { AttackStore, loadAttackStore } from './similarity.ts';
+
+export type { GuardConfig, GuardConfigInput } from '../config/guard.ts';
+export type { GuardLabel, HarmCategory } from './rules.ts';
+
+export interface Evidence {
+  label: GuardLabel | 'canary' | 'pii' | 'link';
+  layer: 'rules' | 'similarity' | 'canary' | 'pii' | 'links';
+  rule: string;
+  score: number;
+  category?: HarmCategory;
+}
+
+export interface Verdict {
+  /** `block`: refuse; `mask`: send `masked`; `flag`: send as is, but record; `allow`: nothing found. */
+  action: 'allow' | 'flag' | 'mask' | 'block';
+  /** Labels at or above their threshold, strongest first. */
+  labels: GuardLabel[];
+  /** Best score per label (0 when nothing matched). */
+  scores: Record<GuardLabel, number>;
+  evidence: Evidence[];
+  transforms: TransformName[];
+  /** Text with PII / disallowed links masked (input: the last user turn). */
+  masked?: string;
+  /** Refusal to send when action is block, in the message's language. */
+  refusal?: string;
+}
+
+export interface ChatTurn {
+  role: string;
+  content: string;
+}
+
+export interface Guard {
+  readonly config: GuardConfig;
+  checkInput(messages: readonly ChatTurn[] | string): Verdict;
+  checkOutput(text: string, ctx?: { prompt?: string; lang?: 'en' | 'zh' }): Verdict;
+  moderateStream(chunks: AsyncIterable<string>, ctx?: { prompt?: string }): AsyncIterable<string>;
+  refusal(lang: 'en' | 'zh'): string;
+}
+
+const REFUSALS = {
+  en: "Sorry, I can't help with that request. I'm happy to help with orders, products, shipping or returns.",
+  zh: '抱歉，这个请求我无法协助。如果您有订单、商品、物流或退换货方面的问题，我很乐意为您解答。',
+};
+
+export function refusal(lang: 'en' | 'zh'): string {
+  return REFUSALS[lang];
+}
+
+export function langOf(text: string): 'en' | 'zh' {
+  return /[\u4e00-\u9fff]/.test(text) ? 'zh' : 'en';
+}
+
+function defaultStorePath(): string | undefined {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const p = resolve(here, '../../data/guard/attacks.jsonl');
+  return existsSync(p) ? p : undefined;
+}
+
+const LABELS: GuardLabel[] = ['injection', 'jailbreak', 'harmful'];
+const URL_RE = /\bhttps?:\/\/([^\s/?#<>"'）)]+)[^\s<>"'）)]*/gi;
+
+export function createGuard(input: GuardConfigInput = {}, opts: { route?: string; store?: AttackStore } = {}): Guard {
+  const config = resolveGuardConfig(validateConfig(guardConfig, input, 'guard'), opts.route);
+  const categories = new Set<HarmCategory>(config.categories);
+  let store = opts.store;
+  if (!store && config.similarity.enabled) {
+    const p = config.similarity.store ?? defaultStorePath();
+    store = p ? loadAttackStore(p) : new AttackStore([]);
+  }
+  const pii = createPiiDetector();
+
+  function score(text: string, side: 'input' | 'output'): Omit<Verdict, 'action' | 'masked' | 'refusal'> {
+    const view = normalizeForGuard(text);
+    const views = [view.text, ...view.decoded];
+    const scores: Record<GuardLabel, number> = { injection: 0, jailbreak: 0, harmful: 0 };
+    const evidence: Evidence[] = [];
+    // Noisy-or per label: two independent cues (persona + "never refuse") add up, one weak cue stays weak.
+    const miss: Record<GuardLabel, number> = { injection: 1, jailbreak: 1, harmful: 1 };
+    const add = (e: Evidence): void => {
+      evidence.push(e);
+      const l = e.label as GuardLabel;
+      miss[l] *= 1 - e.score;
+      scores[l] = Math.round((1 - miss[l]) * 1000) / 1000;
+    };
+    // Attacks are an input concern; an answer that quotes an attack pattern is not itself an attack.
+    for (const h of runRules(views, categories)) {
+      if (side === 'output' && h.label !== 'harmful') continue;
+      add({ label: h.label, layer: 'rules', rule: h.id, score: h.score, category: h.category });
+    }
+    if (store && side === 'input') {
+      for (const h of store.query(views)) {
+        if (h.label === 'harmful') continue;
+        const s = h.score * config.similarity.weight;
+        if (s > 0.3) add({ label: h.label, layer: 'similarity', rule: `store#${h.index}`, score: s });
+      }
+    }
+    // Decoded hidden payloads that carry an attack are more suspicious than plain text.
+    const hidden = view.transforms.some((t) => t === 'base64' || t === 'hex');
+    if (hidden) for (const l of LABELS) if (scores[l] > 0) scores[l] = Math.min(1, scores[l] + 0.1);
+    evidence.sort((a, b) => b.score - a.score);
+    const labels = LABELS.filter((l) => scores[l] >= config.thresholds[l]).sort((a, b) => scores[b] - scores[a]);
+    return { labels, scores, evidence, transforms: view.transforms };
+  }
+
+  function finish(
+    base: Omit<Verdict, 'action' | 'masked' | 'refusal'>,
+    text: string,
+    side: 'input' | 'output',
+    lang: 'en' | 'zh',
+  ): Verdict {
+    const st: { action: Verdict['action'] } = { action: 'allow' };
+    const rank = { allow: 0, flag: 1, mask: 2, block: 3 } as const;
+    const raise = (a: Verdict['action']): void => {
+      if (rank[a] > rank[st.action]) st.action = a;
+    };
+    for (const l of base.labels) raise(config.actions[l] === 'mask' ? 'block' : config.actions[l]);
+    let masked = text;
+    if (config.pii.action !== 'off') {
+      const m = pii.mask(text);
+      if (m.spans.length > 0) {
+        const types = [...new Set(m.spans.map((s: PiiSpan) => s.type))].join(',');
+        base.evidence.push({ label: 'pii', layer: 'pii', rule: `pii:${types}`, score: 1 });
+        if (config.pii.action === 'mask') {
+          masked = m.text;
+          raise('mask');
+        } else raise('flag');
+      }
+    }
+    if (side === 'output' && config.links.allow.length > 0) {
+      masked = masked.replace(URL_RE, (url, host: string) => {
+        const h = host.toLowerCase().replace(/:\d+$/, '');
+        if (config.links.allow.some((a) => h === a || h.endsWith(`.${a}`))) return url;
+        base.evidence.push({ label: 'link', layer: 'links', rule: `link:${h}`, score: 1 });
+        raise('mask');
+        return '<URL>';
+      });
+    }
+    if (side === 'output' && config.canary && text.includes(config.canary)) {
+      base.evidence.unshift({ label: 'canary', layer: 'canary', rule: 'canary.leak', score: 1 });
+      raise('block');
+    }
+    const v: Verdict = { action: st.action, ...base };
+    if (masked !== text) v.masked = masked;
+    if (st.action === 'block') v.refusal = refusal(lang);
+    return v;
+  }
+
+  const guard: Guard = {
+    config,
+    refusal,
+    checkInput(messages) {
+      const turns = typeof messages === 'string' ? [{ role: 'user', content: messages }] : messages;
+      // System turns are the operator's; only what users and tools supply can carry an attack.
+      const scanned = turns.filter((t) => t.role !== 'system' && t.role !== 'assistant');
+      const last = scanned.at(-1)?.content ?? '';
+      if (!config.enabled)
+        return finish(
+          { labels: [], scores: { injection: 0, jailbreak: 0, harmful: 0 }, evidence: [], transforms: [] },
+          last,
+          'input',
+          langOf(last),
+        );
+      const merged = score(scanned.map((t) => t.content).join('\n'), 'input');
+      return finish(merged, last, 'input', langOf(last));
+    },
+    checkOutput(text, ctx = {}) {
+      const lang = ctx.lang ?? langOf(ctx.prompt ?? text);
+      if (!config.enabled)
+        return finish(
+          { labels: [], scores: { injection: 0, jailbreak: 0, harmful: 0 }, evidence: [], transforms: [] },
+          text,
+          'output',
+          lang,
+        );
+      return finish(score(text, 'output'), text, 'output', lang);
+    },
+    moderateStream(chunks, ctx = {}) {
+      return moderateStream(guard, chunks, config.hold_back, ctx.prompt);
+    },
+  };
+  return guard;
+}
+
+/**
+ * Streaming moderation: text is released only once it is `holdBack` characters behind the newest text and the
+ * whole answer so far passes `checkOutput`; a violation stops the stream and emits the refusal instead, so a
+ * violating phrase (up to `holdBack` characters long) is never sent half-way. Masking is applied to released text.
+ */
+export async function* moderateStream(
+  guard: Guard,
+  chunks: AsyncIterable<string>,
+  holdBack: number,
+  prompt?: string,
+): AsyncIterable<string> {
+  let buf = '';
+  let sent = 0;
+  const lang = langOf(prompt ?? '');
+  for await (const c of chunks) {
+    buf += c;
+    const v = guard.checkOutput(buf, { prompt, lang: prompt ? lang : undefined });
+    if (v.action === 'block') {
+      yield (sent > 0 ? '\n' : '') + (v.refusal ?? guard.refusal(lang));
+      return;
+    }
+    const shown = v.masked ?? buf;
+    // Masking can shift lengths; release only up to the safe point in the masked text.
+    const safe = shown.length - holdBack;
+    if (safe > sent) {
+      yield shown.slice(sent, safe);
+      sent = safe;
+    }
+  }
+  const v = guard.checkOutput(buf, { prompt });
+  if (v.action === 'block') {
+    yield (sent > 0 ? '\n' : '') + (v.refusal ?? guard.refusal(langOf(prompt ?? buf)));
+    return;
+  }
+  const shown = v.masked ?? buf;
+  if (shown.length > sent) yield shown.slice(sent);
+}
