@@ -163,11 +163,14 @@ test('serve.yaml: bad configs name the key; gguf is refused with a LoomError', a
 /** Ensures promtool is present (Debian `prometheus`); returns false when it cannot be installed here. */
 function havePromtool(): boolean {
   if (spawnSync('promtool', ['--version']).status === 0) return true;
-  const apt = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'prometheus'], {
-    stdio: 'ignore',
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  });
-  return apt.status === 0 && spawnSync('promtool', ['--version']).status === 0;
+  const opts = { stdio: 'ignore' as const, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } };
+  const install = () => spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'prometheus'], opts);
+  // A fresh machine has no package lists yet: update once, then try again.
+  if (install().status !== 0) {
+    spawnSync('apt-get', ['update'], opts);
+    install();
+  }
+  return spawnSync('promtool', ['--version']).status === 0;
 }
 
 test('metrics pass real `promtool check metrics`; fuzzed requests never crash the server', async (t) => {
