@@ -45,20 +45,25 @@ export class ChatModelBackend implements ServedModel {
     private readonly model: ChatModel,
     readonly limiter?: Limiter,
   ) {}
-  async generate(req: GenerateRequest): Promise<ChatResult> {
-    if (!req.messages)
-      throw new ApiError(
-        400,
-        `model "${this.name}" serves chat completions only`,
-        'invalid_request_error',
-        'model',
-        'unsupported_endpoint',
-      );
-    const r = await this.model.chat(req.messages, req.settings, req.signal);
-    if (r.text) req.onText?.(r.text);
-    return r;
+  generate(req: GenerateRequest): Promise<ChatResult> {
+    return chatOnly(`model "${this.name}"`, this.model, req);
   }
   async close(): Promise<void> {}
+}
+
+/** A whole-reply chat over any ChatModel: refuses plain completions, hands the reply to a stream as one delta. */
+async function chatOnly(what: string, model: ChatModel, req: GenerateRequest): Promise<ChatResult> {
+  if (!req.messages)
+    throw new ApiError(
+      400,
+      `${what} serves chat completions only`,
+      'invalid_request_error',
+      'model',
+      'unsupported_endpoint',
+    );
+  const r = await model.chat(req.messages, req.settings, req.signal);
+  if (r.text) req.onText?.(r.text);
+  return r;
 }
 
 export class LocalBackend implements ServedModel {
@@ -143,19 +148,9 @@ export class UpstreamBackend implements ServedModel {
     });
   }
   readonly name: string;
-  async generate(req: GenerateRequest): Promise<ChatResult> {
-    if (!req.messages)
-      throw new ApiError(
-        400,
-        `model "${this.name}" (upstream) serves chat completions only`,
-        'invalid_request_error',
-        'model',
-        'unsupported_endpoint',
-      );
+  generate(req: GenerateRequest): Promise<ChatResult> {
     // The provider client answers whole replies; a stream gets it as one delta (TTFT = upstream latency).
-    const r = await this.model.chat(req.messages, req.settings, req.signal);
-    if (r.text) req.onText?.(r.text);
-    return r;
+    return chatOnly(`model "${this.name}" (upstream)`, this.model, req);
   }
   async close(): Promise<void> {}
 }

@@ -73,13 +73,7 @@ export async function runGeneration(
     try {
       const r = await once(m, full, o, started);
       if (timeout.aborted) {
-        throw new ApiError(
-          504,
-          `generation exceeded the ${o.timeoutMs} ms request timeout`,
-          'timeout_error',
-          null,
-          'timeout',
-        );
+        throw timeoutError(o.timeoutMs);
       }
       if (o.disconnect.aborted)
         throw new ApiError(499, 'client closed the request', 'client_closed', null, 'client_closed');
@@ -88,17 +82,15 @@ export async function runGeneration(
       return r;
     } catch (e) {
       if (timeout.aborted && !(e instanceof ApiError && e.status === 504)) {
-        throw new ApiError(
-          504,
-          `generation exceeded the ${o.timeoutMs} ms request timeout`,
-          'timeout_error',
-          null,
-          'timeout',
-        );
+        throw timeoutError(o.timeoutMs);
       }
       if (e instanceof ApiError || sent || signal.aborted) throw e;
       err = e;
     }
   }
   throw err;
+}
+
+function timeoutError(ms: number): ApiError {
+  return new ApiError(504, `generation exceeded the ${ms} ms request timeout`, 'timeout_error', null, 'timeout');
 }
