@@ -4,7 +4,7 @@
  *         chat_template in tokenizer_config.json
  *   peft  the run's PEFT adapter folder (adapter_config.json + adapter_model.safetensors), copied as trained
  *   gguf  one `<name>-<dtype>.gguf` (F32, F16, Q8_0, Q4_0) + an Ollama `Modelfile`
- *   onnx  transformers.js / Optimum folder (onnx/model*.onnx) — see onnx.ts
+ *   onnx  transformers.js / Optimum folder (onnx/model*.onnx) — see onnx/onnx.ts
  * Every export ends with a round-trip check (roundtrip.ts) whose verdict goes to DIR/lineage.json.
  *
  * API:
@@ -16,6 +16,7 @@ import { writeFileAtomic } from '../core/atomic.ts';
 import { LoomError } from '../core/errors.ts';
 import { saveModelFolder } from '../models/folder.ts';
 import { type GgufDtype, ggufFromModel } from './gguf/llama.ts';
+import { writeOnnx } from './onnx/onnx.ts';
 import { type ExportSource, openExportSource } from './source.ts';
 
 export type ExportFormat = 'hf' | 'peft' | 'onnx' | 'gguf';
@@ -175,6 +176,10 @@ export function exportArtefact(opts: ExportOptions): ExportResult {
   if (opts.format === 'gguf') {
     const { file, files } = writeGguf(src, outDir, dtype);
     return { format: 'gguf', dtype, outDir, artefact: file, files, source: src };
+  }
+  if (opts.format === 'onnx') {
+    const files = writeOnnx(src, outDir, dtype, (to) => copyTokenizerFiles(src.tokenizerDir, to, null));
+    return { format: 'onnx', dtype, outDir, artefact: outDir, files, source: src };
   }
   throw new LoomError('NOT_IMPLEMENTED', `--format ${opts.format} is not available yet`, {
     field: 'format',
