@@ -58,6 +58,10 @@ async function compare(dir: string, dtype: 'fp32' | 'fp16' | 'int8' | 'int4', to
   const ctx = await model.createContext({
     contextSize: 64,
     threads: 2,
+    // llama.cpp's CPU flash-attention kernel (node-llama-cpp's default 'auto' turns it on) computes attention with
+    // F16-rounded operands even over an F32 KV cache: measured, it moves log-probs by ~1e-2 exactly as an F16 cache
+    // does, and with it off the F32 gap is ~1e-5. So the F32 comparison runs the plain attention path.
+    flashAttention: false,
     experimentalKvCacheKeyType: 'F32',
     experimentalKvCacheValueType: 'F32',
   });
@@ -130,12 +134,11 @@ const VARIANTS: [string, Record<string, unknown>][] = [
 
 describe('GGUF export loads in llama.cpp (node-llama-cpp 3.21.1)', () => {
   for (const [label, ov] of VARIANTS) {
-    test(`${label}: F32 log-probs within 2e-2 (target 1e-4 not met), greedy identical`, async () => {
+    test(`${label}: F32 log-probs within 1e-4, greedy identical`, async () => {
       const dir = makeModel(label.split(' ')[0]!.replace(/\W/g, ''), ov);
       const r = await compare(dir, 'fp32', 1e-4);
-      // The issue's target is 1e-4; llama.cpp currently differs by ~5e-3..1e-2 (cause not yet found: not the KV
-      // cache type, which is F32 here). This bound records what is measured, it does not meet the target.
-      assert.ok(r.worst <= 2e-2, `max |Δ log p| = ${r.worst}`);
+      console.log(`# ${label}: F32 max |Δ log p| ${r.worst.toExponential(2)}`);
+      assert.ok(r.worst <= 1e-4, `max |Δ log p| = ${r.worst}`);
       assert.deepEqual(r.cppIds, r.loomIds);
     });
   }
@@ -146,6 +149,7 @@ describe('GGUF export loads in llama.cpp (node-llama-cpp 3.21.1)', () => {
       ['int8', 0.6],
     ] as const) {
       const r = await compare(dir, dtype, tol);
+      console.log(`# ${dtype}: max |Δ log p| ${r.worst.toExponential(2)}`);
       assert.ok(r.worst <= tol, `${dtype}: max |Δ log p| = ${r.worst}`);
     }
     const h = readGguf(join(dir, 'gguf-int8', 'quant-Q8_0.gguf'));
