@@ -167,7 +167,22 @@ export const filtersConfig = z
   .strict();
 export type FiltersConfig = z.infer<typeof filtersConfig>;
 
-export const PII_TYPES = ['email', 'ipv4', 'ipv6', 'url', 'cn_mobile', 'cn_id', 'bank_card', 'phone_intl'] as const;
+export const PII_TYPES = [
+  'email',
+  'ipv4',
+  'ipv6',
+  'url',
+  'cn_mobile',
+  'cn_id',
+  'bank_card',
+  'phone_intl',
+  'cn_landline',
+  'qq',
+  'cn_address',
+  'person_name',
+] as const;
+/** Every type but url (links are rarely personal and often useful). */
+export const DEFAULT_PII_TYPES = PII_TYPES.filter((t) => t !== 'url');
 export type PiiType = (typeof PII_TYPES)[number];
 
 export const piiConfig = z
@@ -176,9 +191,7 @@ export const piiConfig = z
     /** mask: replace spans with tokens; drop: remove rows that contain any PII. */
     action: z.enum(['mask', 'drop']).default('mask'),
     /** Types to detect (url is off by default: links are rarely personal and often useful). */
-    types: z
-      .array(z.enum(PII_TYPES))
-      .default(['email', 'ipv4', 'ipv6', 'cn_mobile', 'cn_id', 'bank_card', 'phone_intl']),
+    types: z.array(z.enum(PII_TYPES)).default([...DEFAULT_PII_TYPES]),
     /** Replacement token per type. */
     tokens: z
       .object({
@@ -190,6 +203,10 @@ export const piiConfig = z
         cn_id: z.string(),
         bank_card: z.string(),
         phone_intl: z.string(),
+        cn_landline: z.string(),
+        qq: z.string(),
+        cn_address: z.string(),
+        person_name: z.string(),
       })
       .partial()
       .strict()

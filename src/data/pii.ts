@@ -12,12 +12,13 @@
  *    MOD 11-2 check character (weights 7 9 10 5 8 4 2 1 6 3 7 9 10 5 8 4 2, remainder → 1 0 X 9 8 7 6 5 4 3 2);
  *  - `bank_card`: 13–19 digits (optionally in groups of 4 separated by a space or hyphen) starting with a card
  *    network prefix (4, 51–55, 22–27, 30/34–38, 60/62/64/65) and passing the Luhn check;
- *  - `phone_intl`: `+` country code then 8–15 digits in total (E.164), with spaces, dots, hyphens or brackets.
+ *  - `phone_intl`: `+` country code then 8–15 digits in total (E.164), with spaces, dots, hyphens or brackets;
+ *  - `cn_landline`, `qq`, `cn_address`, `person_name`: context-bound detectors in src/data/pii-cn.ts.
  * Numbers right after an order/tracking/invoice word (订单号, 运单, 单号, order, tracking, invoice, ref, #…) are not
- * taken as mobiles or cards: those are the usual false positives in customer-service data. Landline numbers
- * without a `+` country code and QQ numbers are not detected.
+ * taken as mobiles, landlines or cards: those are the usual false positives in customer-service data.
  *
- * Overlaps: detectors run in the order url → email → cn_id → cn_mobile → bank_card → phone_intl → ipv4 → ipv6
+ * Overlaps: detectors run in the order url → email → cn_id → cn_mobile → bank_card → phone_intl → cn_landline →
+ * qq → ipv4 → ipv6 → cn_address → person_name
  * and a later match overlapping an earlier one is ignored. `mask` replaces each span with its token (`<EMAIL>`,
  * `<IP>`, `<URL>`, `<PHONE>`, `<ID>`, `<CARD>` by default). In the step, counts go to `pii.<type>`; a masked row is
  * logged to rejects as action `changed` with reason `pii: <types>` and the *masked* row (`rejects_pii: keep` logs
@@ -27,9 +28,10 @@
  */
 import { isIPv6 } from 'node:net';
 import type { z } from 'zod';
-import { type PiiConfig, type PiiType, piiConfig } from '../config/data-clean.ts';
+import { DEFAULT_PII_TYPES, type PiiConfig, type PiiType, piiConfig } from '../config/data-clean.ts';
 import { validateConfig } from '../config/load.ts';
 import type { DataRow, Message, RejectRecord } from '../core/types.ts';
+import { CONTEXT_DETECTORS, mayHoldContextPii } from './pii-cn.ts';
 import type { Step, StepContext } from './step.ts';
 
 export type { PiiType } from '../config/data-clean.ts';
@@ -43,6 +45,10 @@ export const DEFAULT_TOKENS: Record<PiiType, string> = {
   cn_id: '<ID>',
   bank_card: '<CARD>',
   phone_intl: '<PHONE>',
+  cn_landline: '<PHONE>',
+  qq: '<QQ>',
+  cn_address: '<ADDRESS>',
+  person_name: '<NAME>',
 };
 
 export interface PiiSpan {
@@ -127,9 +133,7 @@ export interface PiiDetector {
 }
 
 export function createPiiDetector(opts: PiiDetectorOptions = {}): PiiDetector {
-  const types = new Set<PiiType>(
-    opts.types ?? ['email', 'ipv4', 'ipv6', 'cn_mobile', 'cn_id', 'bank_card', 'phone_intl'],
-  );
+  const types = new Set<PiiType>(opts.types ?? DEFAULT_PII_TYPES);
   const tokens = { ...DEFAULT_TOKENS, ...opts.tokens };
   const before = (text: string, i: number): string => text.slice(Math.max(0, i - 24), i);
   const all: Detector[] = [
@@ -151,7 +155,9 @@ export function createPiiDetector(opts: PiiDetectorOptions = {}): PiiDetector {
     {
       type: 'cn_mobile',
       re: new RegExp(
-        `${NOT_DIGIT_BEFORE}(?:(?:\\+|00)86[- ]?|\\(\\+?86\\)[- ]?)?1[3-9][0-9](?:[0-9]{8}|[- ][0-9]{4}[- ][0-9]{4}|[0-9]{4}[- ][0-9]{4})${NOT_DIGIT_AFTER}`,
+        // Plain 11 digits need only digit look-arounds, so a space-separated list of mobiles is found; the
+        // grouped forms keep the stricter ones so a group of a longer grouped number is not taken.
+        `(?:(?<![0-9])(?:(?:\\+|00)86[- ]?|\\(\\+?86\\)[- ]?)?1[3-9][0-9]{9}(?![0-9])|${NOT_DIGIT_BEFORE}(?:(?:\\+|00)86[- ]?|\\(\\+?86\\)[- ]?)?1[3-9][0-9](?:[- ][0-9]{4}[- ][0-9]{4}|[0-9]{4}[- ][0-9]{4})${NOT_DIGIT_AFTER})`,
         'g',
       ),
       accept: (m, text, i) => m.startsWith('+') || m.startsWith('(') || !ORDER_CONTEXT.test(before(text, i)),
@@ -181,6 +187,7 @@ export function createPiiDetector(opts: PiiDetectorOptions = {}): PiiDetector {
         return n >= 8 && n <= 15;
       },
     },
+    ...CONTEXT_DETECTORS.filter((d) => d.type === 'cn_landline' || d.type === 'qq'),
     {
       type: 'ipv4',
       re: new RegExp(`(?<![\\w.])${OCTET}(?:\\.${OCTET}){3}(?![0-9]|\\.[0-9])`, 'g'),
@@ -191,11 +198,18 @@ export function createPiiDetector(opts: PiiDetectorOptions = {}): PiiDetector {
       re: /(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:[0-9]{1,3}\.){3}[0-9]{1,3})?(?![\w:])/g,
       accept: (m) => isIPv6(m) && m.split(':').filter((g) => g !== '').length >= 3,
     },
+    ...CONTEXT_DETECTORS.filter((d) => d.type === 'cn_address' || d.type === 'person_name'),
   ];
   const active = all.filter((d) => types.has(d.type));
   const wantsUrl = types.has('url');
+  const wantsContext = types.has('cn_address') || types.has('person_name');
   const find = (text: string): PiiSpan[] => {
-    if (!/[0-9@:]/.test(text) && !(wantsUrl && /www\.|https?:/i.test(text))) return [];
+    if (
+      !/[0-9@:]/.test(text) &&
+      !(wantsUrl && /www\.|https?:/i.test(text)) &&
+      !(wantsContext && mayHoldContextPii(text))
+    )
+      return [];
     const spans: PiiSpan[] = [];
     for (const d of active) {
       d.re.lastIndex = 0;
