@@ -97,7 +97,7 @@ export async function startServe(target: string, opts: ServeStartOptions = {}): 
       });
       models.push(await openBackend(m, baseDir, limiter));
     }
-    gateway = buildGateway({ models, limits: config.limits, logLevel: opts.logLevel, ...auth });
+    gateway = buildGateway({ models, limits: config.limits, logLevel: opts.logLevel, guard: config.guard, ...auth });
     const url = await listenGateway(gateway, host, port);
     const gw = gateway;
     return {

@@ -30,7 +30,8 @@ const base = z
       .default({ injection: 0.75, jailbreak: 0.75, harmful: 0.8 }),
     /** Harmful-content categories checked; politics and off_topic are opt-in (operator's choice). */
     categories: z.array(harmCategory).default(['violence', 'self_harm', 'sexual', 'hate', 'crime', 'privacy']),
-    /** What happens when a label fires. `mask` applies to PII and links; for attacks it behaves as block. */
+    /** What happens when a label fires. `mask` replaces the matched phrase with "[removed]" (a refusal when the
+     *  label still fires afterwards, e.g. an obfuscated copy); PII and links have their own switches below. */
     actions: z
       .object({
         injection: guardAction.default('block'),

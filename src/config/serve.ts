@@ -5,8 +5,12 @@
  *     - { name: support, backend: local, path: runs/base, adapters: { faq: runs/sft-1 } }
  *     - { name: gpt, backend: upstream, provider: openai, model: gpt-4o-mini, fallback: [qwen] }
  *     - { name: qwen, backend: upstream, provider: dashscope, model: qwen-plus, timeout_ms: 30000, retries: 2 }
+ *   guard:                      # src/config/guard.ts; absent = no guard. `routes` is keyed by model name.
+ *     actions: { harmful: block }
+ *     routes: { gpt: { pii: { action: flag } } }
  */
 import { z } from 'zod';
+import { guardConfig } from './guard.ts';
 import { type LoadedConfig, loadConfig } from './load.ts';
 
 /** Names become lookup keys in `model: "base:adapter"`, so they carry no path separators or dots-only forms. */
@@ -68,6 +72,8 @@ export const serveSchema = z
       })
       .strict()
       .prefault({}),
+    /** Input and output guarding for every model; per-model overrides under `guard.routes.<model name>`. */
+    guard: guardConfig.optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -77,6 +83,14 @@ export const serveSchema = z
         ctx.addIssue({ code: 'custom', message: `duplicate model name "${m.name}"`, path: ['models', i, 'name'] });
       names.add(m.name);
     });
+    for (const r of Object.keys(c.guard?.routes ?? {})) {
+      if (!names.has(r))
+        ctx.addIssue({
+          code: 'custom',
+          message: `guard route "${r}" is not a model in this file`,
+          path: ['guard', 'routes', r],
+        });
+    }
     c.models.forEach((m, i) => {
       if (m.backend !== 'upstream') return;
       m.fallback.forEach((f, j) => {

@@ -17,7 +17,7 @@ import { type GuardConfig, type GuardConfigInput, guardConfig, resolveGuardConfi
 import { validateConfig } from '../config/load.ts';
 import { createPiiDetector, type PiiSpan } from '../data/pii.ts';
 import { normalizeForGuard, type TransformName } from './normalize.ts';
-import { type GuardLabel, type HarmCategory, runRules } from './rules.ts';
+import { type GuardLabel, type HarmCategory, maskRuleMatches, runRules } from './rules.ts';
 import { AttackStore, loadAttackStore } from './similarity.ts';
 
 export type { GuardConfig, GuardConfigInput } from '../config/guard.ts';
@@ -129,14 +129,29 @@ export function createGuard(input: GuardConfigInput = {}, opts: { route?: string
     text: string,
     side: 'input' | 'output',
     lang: 'en' | 'zh',
+    rescore: (masked: string) => GuardLabel[],
   ): Verdict {
     const st: { action: Verdict['action'] } = { action: 'allow' };
     const rank = { allow: 0, flag: 1, mask: 2, block: 3 } as const;
     const raise = (a: Verdict['action']): void => {
       if (rank[a] > rank[st.action]) st.action = a;
     };
-    for (const l of base.labels) raise(config.actions[l] === 'mask' ? 'block' : config.actions[l]);
     let masked = text;
+    const toMask = base.labels.filter((l) => config.actions[l] === 'mask');
+    for (const l of base.labels) if (config.actions[l] !== 'mask') raise(config.actions[l]);
+    if (toMask.length > 0) {
+      const ids = base.evidence
+        .filter((e) => e.layer === 'rules' && toMask.some((l) => l === e.label))
+        .map((e) => e.rule);
+      const m = maskRuleMatches(text, ids);
+      // Still firing once the matched spans are gone (an obfuscated copy, a similarity hit, another turn):
+      // masking cannot make it safe, so the safe fallback is a refusal.
+      const again = m === undefined ? undefined : rescore(m);
+      if (m !== undefined && again && !toMask.some((l) => again.includes(l))) {
+        masked = m;
+        raise('mask');
+      } else raise('block');
+    }
     if (config.pii.action !== 'off') {
       const m = pii.mask(text);
       if (m.spans.length > 0) {
@@ -181,9 +196,11 @@ export function createGuard(input: GuardConfigInput = {}, opts: { route?: string
           last,
           'input',
           langOf(last),
+          () => [],
         );
-      const merged = score(scanned.map((t) => t.content).join('\n'), 'input');
-      return finish(merged, last, 'input', langOf(last));
+      const join = (lastText: string) => [...scanned.slice(0, -1).map((t) => t.content), lastText].join('\n');
+      const merged = score(join(last), 'input');
+      return finish(merged, last, 'input', langOf(last), (m) => score(join(m), 'input').labels);
     },
     checkOutput(text, ctx = {}) {
       const lang = ctx.lang ?? langOf(ctx.prompt ?? text);
@@ -193,8 +210,9 @@ export function createGuard(input: GuardConfigInput = {}, opts: { route?: string
           text,
           'output',
           lang,
+          () => [],
         );
-      return finish(score(text, 'output'), text, 'output', lang);
+      return finish(score(text, 'output'), text, 'output', lang, (m) => score(m, 'output').labels);
     },
     moderateStream(chunks, ctx = {}) {
       return moderateStream(guard, chunks, config.hold_back, ctx.prompt);
@@ -207,36 +225,64 @@ export function createGuard(input: GuardConfigInput = {}, opts: { route?: string
  * Streaming moderation: text is released only once it is `holdBack` characters behind the newest text and the
  * whole answer so far passes `checkOutput`; a violation stops the stream and emits the refusal instead, so a
  * violating phrase (up to `holdBack` characters long) is never sent half-way. Masking is applied to released text.
+ * Push-shaped so a server can feed it from a generation callback; `moderateStream` wraps it for async iterables.
  */
+export class StreamModerator {
+  private buf = '';
+  private sent = 0;
+  /** Set once the answer was refused; later pushes return nothing. */
+  verdict?: Verdict;
+  private readonly lang: 'en' | 'zh' | undefined;
+  constructor(
+    private readonly guard: Guard,
+    private readonly holdBack: number,
+    private readonly prompt?: string,
+  ) {
+    this.lang = prompt ? langOf(prompt) : undefined;
+  }
+  get blocked(): boolean {
+    return this.verdict?.action === 'block';
+  }
+  /** Adds generated text; returns what is now safe to send ('' when held back or refused). */
+  push(chunk: string): string {
+    if (this.blocked) return '';
+    this.buf += chunk;
+    return this.release(false);
+  }
+  /** The answer is complete: returns the rest (or the refusal). */
+  end(): string {
+    if (this.blocked) return '';
+    return this.release(true);
+  }
+  private release(final: boolean): string {
+    const v = this.guard.checkOutput(this.buf, { prompt: this.prompt, lang: this.lang });
+    if (v.action === 'block') {
+      this.verdict = v;
+      return (this.sent > 0 ? '\n' : '') + (v.refusal ?? this.guard.refusal(this.lang ?? langOf(this.buf)));
+    }
+    if (final || v.action !== 'allow') this.verdict = v;
+    const shown = v.masked ?? this.buf;
+    // Masking can shift lengths; release only up to the safe point in the masked text.
+    const safe = final ? shown.length : shown.length - this.holdBack;
+    if (safe <= this.sent) return '';
+    const out = shown.slice(this.sent, safe);
+    this.sent = safe;
+    return out;
+  }
+}
+
 export async function* moderateStream(
   guard: Guard,
   chunks: AsyncIterable<string>,
   holdBack: number,
   prompt?: string,
 ): AsyncIterable<string> {
-  let buf = '';
-  let sent = 0;
-  const lang = langOf(prompt ?? '');
+  const m = new StreamModerator(guard, holdBack, prompt);
   for await (const c of chunks) {
-    buf += c;
-    const v = guard.checkOutput(buf, { prompt, lang: prompt ? lang : undefined });
-    if (v.action === 'block') {
-      yield (sent > 0 ? '\n' : '') + (v.refusal ?? guard.refusal(lang));
-      return;
-    }
-    const shown = v.masked ?? buf;
-    // Masking can shift lengths; release only up to the safe point in the masked text.
-    const safe = shown.length - holdBack;
-    if (safe > sent) {
-      yield shown.slice(sent, safe);
-      sent = safe;
-    }
+    const out = m.push(c);
+    if (out) yield out;
+    if (m.blocked) return;
   }
-  const v = guard.checkOutput(buf, { prompt });
-  if (v.action === 'block') {
-    yield (sent > 0 ? '\n' : '') + (v.refusal ?? guard.refusal(langOf(prompt ?? buf)));
-    return;
-  }
-  const shown = v.masked ?? buf;
-  if (shown.length > sent) yield shown.slice(sent);
+  const out = m.end();
+  if (out) yield out;
 }

@@ -350,3 +350,31 @@ export function runRules(views: readonly string[], categories: ReadonlySet<HarmC
   }
   return hits;
 }
+
+/**
+ * Masks the spans the given rules match in `text` (for `mask` actions on attack/harmful labels). Rules are
+ * written for the normalised view, so this only finds plain (not obfuscated) occurrences; the caller re-scores
+ * the result and blocks when the label still fires. Returns undefined when nothing could be located.
+ */
+export function maskRuleMatches(text: string, ids: readonly string[], placeholder = '[removed]'): string | undefined {
+  const lower = text.toLowerCase();
+  // Positions only map back when lower-casing kept every UTF-16 unit in place (true for ASCII and CJK).
+  if (lower.length !== text.length) return undefined;
+  const spans: [number, number][] = [];
+  for (const id of ids) {
+    const r = RULES.find((x) => x.id === id);
+    if (!r) continue;
+    const re = new RegExp(r.re.source, r.re.flags.includes('g') ? r.re.flags : `${r.re.flags}g`);
+    for (const m of lower.matchAll(re)) if (m[0].length > 0) spans.push([m.index, m.index + m[0].length]);
+  }
+  if (spans.length === 0) return undefined;
+  spans.sort((a, b) => a[0] - b[0]);
+  let out = '';
+  let at = 0;
+  for (const [s, e] of spans) {
+    if (e <= at) continue;
+    out += text.slice(at, Math.max(at, s)) + (s >= at ? placeholder : '');
+    at = e;
+  }
+  return out + text.slice(at);
+}

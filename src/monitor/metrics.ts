@@ -61,6 +61,13 @@ export class ServeMetrics {
     registers: [this.registry],
   });
 
+  readonly guardVerdicts = new Counter({
+    name: 'loom_guard_verdicts_total',
+    help: 'Guard verdicts, by direction (input, output), verdict (allow, flag, mask, block) and deciding rule',
+    labelNames: ['direction', 'verdict', 'rule'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     // process RSS/heap, event-loop lag, GC: prom-client's defaults, under the loom_ prefix.
     collectDefaultMetrics({ register: this.registry, prefix: 'loom_' });

@@ -6,10 +6,12 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino from 'pino';
+import type { GuardConfigInput } from '../config/guard.ts';
 import type { ChatResult } from '../core/types.ts';
 import { ServeMetrics } from '../monitor/metrics.ts';
 import type { ServedModel } from './backends.ts';
 import { runGeneration, toApiError } from './generation.ts';
+import { type GuardedStream, promptTextOf, ServeGuard } from './guard-middleware.ts';
 import { ApiError, chatBody, completionBody, invalid, parseBody, toMessages, toSettings } from './protocol.ts';
 
 export interface ServeLimits {
@@ -37,6 +39,8 @@ export interface GatewayOptions {
   authorize?: (req: FastifyRequest, model: string) => void;
   /** Told the usage of every finished generation (key budgets). */
   onUsage?: (req: FastifyRequest, r: ChatResult) => void;
+  /** serve.yaml `guard:`; absent = requests and replies pass unguarded. */
+  guard?: GuardConfigInput;
 }
 
 export interface Gateway {
@@ -74,6 +78,7 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     metrics.queueDepth.set({ model: m.name }, 0);
     metrics.running.set({ model: m.name }, 0);
   }
+  const guard = opts.guard ? new ServeGuard(opts.guard, [...models.keys()], metrics) : undefined;
   let draining = false;
   const app = Fastify({
     loggerInstance: pino(
@@ -170,12 +175,18 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     }
     const settings = toSettings(body, maxTokens);
     memoryGuard();
-    const messages = chat ? toMessages(chat) : undefined;
-    const prompt = kind === 'text' ? [(body as { prompt: string | string[] }).prompt].flat()[0] : undefined;
+    let messages = chat ? toMessages(chat) : undefined;
+    let prompt = kind === 'text' ? [(body as { prompt: string | string[] }).prompt].flat()[0] : undefined;
+    const userText = promptTextOf(messages, prompt);
+    const verdict = guard?.input(model.name, messages, prompt);
+    if (verdict) ({ messages, prompt } = verdict);
     const disconnect = new AbortController();
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) disconnect.abort(new Error('client disconnected'));
     });
+    // A refused reply stops generating at once: nothing more of it will be sent.
+    const guardStop = new AbortController();
+    const moderated: GuardedStream | undefined = body.stream ? guard?.stream(model.name, userText) : undefined;
     const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replaceAll('-', '').slice(0, 24)}`;
     const created = Math.floor(Date.now() / 1000);
     const usage = (r: ChatResult) => ({
@@ -184,20 +195,35 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       total_tokens: r.usage.promptTokens + r.usage.completionTokens,
     });
     const finish = (r: ChatResult) => (r.finishReason === 'length' ? 'length' : 'stop');
-    const run = { models, metrics, timeoutMs: limits.timeout_ms, disconnect: disconnect.signal };
+    const run = {
+      models,
+      metrics,
+      timeoutMs: limits.timeout_ms,
+      disconnect: AbortSignal.any([disconnect.signal, guardStop.signal]),
+    };
+    if (verdict?.refusal !== undefined) reply.header('x-loom-guard', 'input-refused');
 
     if (!body.stream) {
-      const r = await runGeneration(model, { messages, prompt, settings, adapter }, run);
-      opts.onUsage?.(req, r);
+      // Refused input: an ordinary-looking completion whose text is the refusal (what a shop bot shows the
+      // customer), also in `refusal` and marked finish_reason content_filter so programs can tell.
+      const refusedInput = verdict?.refusal;
+      const r: ChatResult = refusedInput
+        ? { text: refusedInput, finishReason: 'stop', usage: { promptTokens: 0, completionTokens: 0 } }
+        : await runGeneration(model, { messages, prompt, settings, adapter }, run);
+      if (!refusedInput) opts.onUsage?.(req, r);
+      const out = refusedInput ? { text: r.text, refused: true } : guard?.output(model.name, r.text, userText);
+      if (out?.refused && !refusedInput) reply.header('x-loom-guard', 'output-refused');
+      const text = out?.text ?? r.text;
+      const reason = out?.refused ? 'content_filter' : finish(r);
       const choice =
         kind === 'chat'
           ? {
               index: 0,
-              message: { role: 'assistant', content: r.text, refusal: null },
+              message: { role: 'assistant', content: text, refusal: out?.refused ? text : null },
               logprobs: null,
-              finish_reason: finish(r),
+              finish_reason: reason,
             }
-          : { index: 0, text: r.text, logprobs: null, finish_reason: finish(r) };
+          : { index: 0, text, logprobs: null, finish_reason: reason };
       return {
         id,
         object: kind === 'chat' ? 'chat.completion' : 'text_completion',
@@ -243,19 +269,43 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       });
       if (kind === 'chat') send(chunk(null, null, true));
     };
-    try {
-      const r = await runGeneration(
-        model,
-        { messages, prompt, settings, adapter, onText: (d) => send(chunk(d, null)) },
-        { ...run, onStart },
-      );
-      opts.onUsage?.(req, r);
-      send(chunk(null, finish(r)));
+    const emit = (d: string) => {
+      if (!moderated) return send(chunk(d, null));
+      const out = moderated.push(d);
+      if (out) send(chunk(out, null));
+      if (moderated.blocked) guardStop.abort(new Error('reply refused by the guard'));
+    };
+    const usageChunk = (r: ChatResult) => {
       if (body.stream_options?.include_usage)
         send({ id, object, created, model: body.model, choices: [], usage: usage(r) });
+    };
+    if (verdict?.refusal !== undefined) {
+      onStart();
+      send(chunk(verdict.refusal, null));
+      send(chunk(null, 'content_filter'));
+      usageChunk({ text: '', finishReason: 'stop', usage: { promptTokens: 0, completionTokens: 0 } });
+      if (!raw.destroyed) raw.end('data: [DONE]\n\n');
+      record(req, 200);
+      return reply;
+    }
+    try {
+      const r = await runGeneration(model, { messages, prompt, settings, adapter, onText: emit }, { ...run, onStart });
+      opts.onUsage?.(req, r);
+      const rest = moderated?.end();
+      if (rest) send(chunk(rest, null));
+      send(chunk(null, moderated?.blocked ? 'content_filter' : finish(r)));
+      usageChunk(r);
       if (!raw.destroyed) raw.end('data: [DONE]\n\n');
       record(req, 200);
     } catch (e) {
+      if (open && moderated?.blocked && !disconnect.signal.aborted) {
+        // Stopped by the guard mid-reply: the refusal went out through emit; close the stream normally.
+        // The backend was aborted, so no usage figure exists for this reply.
+        send(chunk(null, 'content_filter'));
+        if (!raw.destroyed) raw.end('data: [DONE]\n\n');
+        record(req, 200);
+        return reply;
+      }
       if (!open) throw e;
       // Headers are out: the error travels as an SSE event the SDKs raise, then the stream closes.
       const err = toApiError(e);
