@@ -8,7 +8,9 @@
  * Every export ends with a round-trip check (roundtrip.ts) whose verdict goes to DIR/lineage.json.
  *
  * API:
- *   normalizeDtype(s) -> ExportDtype;  exportModel({ input, format, dtype?, out? }) -> ExportResult
+ *   normalizeDtype(s) -> ExportDtype
+ *   exportArtefact(opts) -> ExportResult                   the writers only (sync)
+ *   exportModel(opts) -> ExportResult & { check, lineage } writers + round-trip check + DIR/lineage.json
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
@@ -17,6 +19,7 @@ import { LoomError } from '../core/errors.ts';
 import { saveModelFolder } from '../models/folder.ts';
 import { type GgufDtype, ggufFromModel } from './gguf/llama.ts';
 import { writeOnnx } from './onnx/onnx.ts';
+import { type RoundTrip, roundTrip, writeLineage } from './roundtrip.ts';
 import { type ExportSource, openExportSource } from './source.ts';
 
 export type ExportFormat = 'hf' | 'peft' | 'onnx' | 'gguf';
@@ -185,4 +188,17 @@ export function exportArtefact(opts: ExportOptions): ExportResult {
     field: 'format',
     hint: `one of ${FORMATS.join(', ')}`,
   });
+}
+
+export interface CheckedExport extends ExportResult {
+  check: RoundTrip | { checked: 'none'; reason: string };
+  lineage: string;
+}
+
+/** Writes the artefact, reads it back for the round-trip check, and records both in DIR/lineage.json. */
+export async function exportModel(opts: ExportOptions): Promise<CheckedExport> {
+  const r = exportArtefact(opts);
+  const check = opts.skipCheck ? { checked: 'none' as const, reason: 'skipped' } : await roundTrip(r);
+  const lineage = writeLineage(r, check);
+  return { ...r, files: [...r.files, 'lineage.json'], check, lineage };
 }

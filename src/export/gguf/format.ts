@@ -277,6 +277,8 @@ export interface GgufHeader {
   version: number;
   kv: Map<string, unknown>;
   tensors: { name: string; ne: number[]; type: string; offset: number }[];
+  /** File offset of the tensor data section (tensor offsets are relative to it). */
+  dataStart: number;
 }
 
 /** Reads the header of a GGUF file (metadata and tensor infos; arrays of strings/numbers come back as arrays). */
@@ -352,7 +354,7 @@ export function readGguf(path: string): GgufHeader {
       const type = TYPE_NAME[u32()] ?? 'other';
       tensors.push({ name, ne, type, offset: u64() });
     }
-    return { version, kv, tensors };
+    return { version, kv, tensors, dataStart: pad(pos) };
   } finally {
     closeSync(fd);
   }
