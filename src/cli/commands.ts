@@ -1,33 +1,134 @@
-import type { Command } from 'commander';
-import { registerAdapter } from './adapter.ts';
-import { registerChat } from './chat.ts';
-import { registerData } from './data.ts';
-import { registerEval } from './eval.ts';
-import { registerEvalSuite } from './eval-suite.ts';
-import { registerExport } from './export.ts';
-import { registerGuard } from './guard.ts';
-import { registerKeys } from './keys.ts';
-import { registerModel } from './model.ts';
-import { registerModelScore } from './model-score.ts';
-import { registerPull } from './pull.ts';
-import { registerQuickstart } from './quickstart.ts';
-import { registerRuns } from './runs.ts';
-import { registerServe } from './serve.ts';
-import { registerTrain } from './train.ts';
+import { type Command, Help } from 'commander';
 
-/** Every verb registers itself here; one file per verb keeps the shell thin. */
-export function registerCommands(program: Command): void {
-  registerData(program);
-  registerQuickstart(program);
-  registerEvalSuite(registerEval(program));
-  registerModelScore(registerModel(program));
-  registerChat(program);
-  registerPull(program);
-  registerTrain(program);
-  registerAdapter(program);
-  registerServe(program);
-  registerKeys(program);
-  registerRuns(program);
-  registerExport(program);
-  registerGuard(program);
+type Register = (program: Command) => void;
+
+/**
+ * One row per verb, in `loom --help` order. `term` and `summary` are what the top-level help lists; a verb's
+ * module (and everything it imports: ONNX Runtime, tokenizers, fastify, zod schemas…) loads only when that verb
+ * runs, so `loom --help` and `loom eval metric …` start in a fraction of the time. test/cli/startup.test.ts
+ * checks that the listing built from this table is byte-identical to the one the real registrations produce.
+ * `load` gets the arguments after the verb: `eval metric` needs only the metric scorer, not the suite runner.
+ */
+interface Verb {
+  name: string;
+  term: string;
+  summary: string;
+  load: (rest: readonly string[]) => Promise<Register>;
+}
+
+export const VERBS: readonly Verb[] = [
+  {
+    name: 'data',
+    term: 'data',
+    summary: 'turn raw business text into clean, deduplicated, split training data (with a report)',
+    load: async () => (await import('./data.ts')).registerData,
+  },
+  {
+    name: 'quickstart',
+    term: 'quickstart [options]',
+    summary: 'run the customer-service example through every stage that exists and print what each produced',
+    load: async () => (await import('./quickstart.ts')).registerQuickstart,
+  },
+  {
+    name: 'eval',
+    term: 'eval',
+    summary: 'evaluate models: reference metrics, suites, comparisons',
+    load: async (rest) => {
+      const { registerEval } = await import('./eval.ts');
+      if (rest[0] === 'metric') return (p) => void registerEval(p);
+      const { registerEvalSuite } = await import('./eval-suite.ts');
+      return (p) => registerEvalSuite(registerEval(p));
+    },
+  },
+  {
+    name: 'model',
+    term: 'model',
+    summary: 'create and inspect model folders (HF layout: config.json + safetensors + tokenizer)',
+    load: async () => {
+      const [{ registerModel }, { registerModelScore }] = await Promise.all([
+        import('./model.ts'),
+        import('./model-score.ts'),
+      ]);
+      return (p) => registerModelScore(registerModel(p));
+    },
+  },
+  {
+    name: 'chat',
+    term: 'chat [options] <model-dir>',
+    summary: 'chat with a local model in the terminal (its chat template, streamed output; /exit to quit)',
+    load: async () => (await import('./chat.ts')).registerChat,
+  },
+  {
+    name: 'pull',
+    term: 'pull [options] <repo>',
+    summary: 'download a model folder from the Hugging Face hub (resumable, checksummed)',
+    load: async () => (await import('./pull.ts')).registerPull,
+  },
+  {
+    name: 'train',
+    term: 'train [options] <config> [overrides...]',
+    summary: 'fine-tune (lora, qlora, full, freeze, prefix) or pretrain a model; or emit the job for another trainer',
+    load: async () => (await import('./train.ts')).registerTrain,
+  },
+  {
+    name: 'adapter',
+    term: 'adapter',
+    summary: 'PEFT adapters: bring adapters trained elsewhere into the registry',
+    load: async () => (await import('./adapter.ts')).registerAdapter,
+  },
+  {
+    name: 'serve',
+    term: 'serve [options] <target> [overrides...]',
+    summary: 'serve models over an OpenAI-compatible HTTP API (a model folder, or serve.yaml with several models)',
+    load: async () => (await import('./serve.ts')).registerServe,
+  },
+  {
+    name: 'keys',
+    term: 'keys [options]',
+    summary: 'API keys for loom serve (hashed at rest in the registry; the key is shown once)',
+    load: async () => (await import('./keys.ts')).registerKeys,
+  },
+  {
+    name: 'runs',
+    term: 'runs',
+    summary: 'list and show past runs recorded in the SQLite registry (.loom/registry.db or $LOOM_REGISTRY)',
+    load: async () => (await import('./runs.ts')).registerRuns,
+  },
+  {
+    name: 'export',
+    term: 'export [options] <run-or-model-dir>',
+    summary: 'write a trained model for other runtimes: merged HF folder, PEFT adapter, GGUF (llama.cpp / Ollama)',
+    load: async () => (await import('./export.ts')).registerExport,
+  },
+  {
+    name: 'guard',
+    term: 'guard',
+    summary: 'prompt-injection, jailbreak and content guard (check, eval)',
+    load: async () => (await import('./guard.ts')).registerGuard,
+  },
+];
+
+/** Every verb, fully registered (tests, and anything that wants the whole command tree). */
+export async function registerCommands(program: Command): Promise<void> {
+  for (const v of VERBS) (await v.load([]))(program);
+}
+
+/**
+ * Registers what `argv` (process.argv) needs: the named verb's real command (also for `loom help <verb>`), or,
+ * for top-level help, `--version` and unknown verbs, a listing-only stub per verb so commander's help text and
+ * "did you mean" suggestions stay the same without loading any verb's module.
+ */
+export async function registerForArgv(program: Command, argv: readonly string[]): Promise<void> {
+  const args = argv.slice(2);
+  let i = args.findIndex((a) => !a.startsWith('-'));
+  if (i >= 0 && args[i] === 'help' && i + 1 < args.length) i += 1;
+  const verb = i >= 0 ? VERBS.find((v) => v.name === args[i]) : undefined;
+  if (verb) {
+    (await verb.load(args.slice(i + 1)))(program);
+    return;
+  }
+  const terms = new Map(VERBS.map((v) => [v.name, v.term]));
+  const base = new Help();
+  program.configureHelp({ subcommandTerm: (c) => terms.get(c.name()) ?? base.subcommandTerm(c) });
+  for (const v of VERBS) program.command(v.name).description(v.summary);
 }
