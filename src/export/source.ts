@@ -1,7 +1,7 @@
 /**
  * What `loom export` reads: a model folder (HF layout) or a training run folder (lineage.json + adapter/, merged/
  * or model/). A LoRA run without a merged folder is merged here, in float64 accumulation, exactly as
- * `loom train --merge` does (train/peft.ts), so every export format starts from the same float32 weights.
+ * `loom train --merge` does (models/peft.ts), so every export format starts from the same float32 weights.
  *
  * API:
  *   openExportSource(dir) -> ExportSource { config, weights, tokenizerDir, generationConfig, modelDir, run?, adapterDir? }
@@ -11,9 +11,8 @@ import { join, resolve } from 'node:path';
 import { LoomError } from '../core/errors.ts';
 import type { LlamaConfig } from '../models/config.ts';
 import { loadWeights, openModelFolder } from '../models/folder.ts';
-import type { Float32Tensor } from '../models/safetensors.ts';
-import type { Float32Named } from '../train/checkpoint.ts';
-import { adapterScale, mergeLoraInto, readPeftAdapter } from '../train/peft.ts';
+import { adapterScale, mergeLoraInto, readPeftAdapter } from '../models/peft.ts';
+import type { Float32Named, Float32Tensor } from '../models/safetensors.ts';
 
 export interface RunInfo {
   dir: string;

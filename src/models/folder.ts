@@ -14,7 +14,8 @@
  *   createModelFolder(dir, { preset | config, seed?, dtype?, overrides?, tokenizerFrom? })  `loom model new`
  *   modelInfo(dir)                     -> ModelInfo (what `loom model info` prints)
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.ts';
 import { LoomError } from '../core/errors.ts';
@@ -351,4 +352,25 @@ export function modelInfo(dir: string): ModelInfo {
   } finally {
     f.close();
   }
+}
+
+/**
+ * Fast model-folder fingerprint (lineage, registry): config.json plus each safetensors header and size
+ * (hashing every byte of a 10 GB model is minutes; safetensors files under 64 MB are hashed whole).
+ */
+export function folderFingerprint(dir: string): string {
+  const h = createHash('sha256');
+  for (const f of readdirSync(dir).sort()) {
+    const p = join(dir, f);
+    if (f === 'config.json') h.update(readFileSync(p));
+    if (f.endsWith('.safetensors')) {
+      const buf = readFileSync(p);
+      const hl = Number(buf.readBigUInt64LE(0));
+      h.update(f)
+        .update(buf.subarray(0, 8 + hl))
+        .update(String(statSync(p).size));
+      if (buf.length < 64 * 1024 * 1024) h.update(buf);
+    }
+  }
+  return h.digest('hex');
 }

@@ -75,6 +75,13 @@ export interface Float32Tensor {
   data: Float32Array;
 }
 
+/** A named float32 tensor: trainable parameters, optimiser moments, adapter weights. */
+export interface Float32Named {
+  name: string;
+  dims: number[];
+  data: Float32Array;
+}
+
 export type TensorArray =
   | Float32Array
   | Float64Array

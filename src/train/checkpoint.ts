@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } 
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../core/atomic.ts';
 import { LoomError } from '../core/errors.ts';
-import { SafetensorsReader, type TensorData, writeSafetensors } from '../models/safetensors.ts';
+import { type Float32Named, SafetensorsReader, type TensorData, writeSafetensors } from '../models/safetensors.ts';
 import type { RngState } from './rng.ts';
 
 /**
@@ -28,12 +28,6 @@ export interface TrainState {
   configHash: string;
   /** Wall time spent training so far (seconds), for ETA after resume. */
   elapsed: number;
-}
-
-export interface Float32Named {
-  name: string;
-  dims: number[];
-  data: Float32Array;
 }
 
 export interface CheckpointData {

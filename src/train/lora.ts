@@ -1,6 +1,6 @@
 import { add, matmul, mul, transpose } from '../engine/index.ts';
 import type { LinearHook } from '../models/llama.ts';
-import type { Float32Named } from './checkpoint.ts';
+import type { Float32Named } from '../models/safetensors.ts';
 
 /**
  * A LinearHook that applies a (loaded) LoRA adapter at inference: y = x W^T + scale * (x A^T) B^T for every module

@@ -2,15 +2,15 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { importAdapter } from '../../src/cli/adapter.ts';
 import { Engine, toOnnx } from '../../src/engine/index.ts';
 import type { LlamaConfig } from '../../src/models/config.ts';
 import { loadWeights, openModelFolder } from '../../src/models/folder.ts';
 import { buildLlama, type LinearHook } from '../../src/models/llama.ts';
+import { adapterScale, readPeftAdapter } from '../../src/models/peft.ts';
 import { SafetensorsReader } from '../../src/models/safetensors.ts';
 import { Registry } from '../../src/registry/db.ts';
+import { importAdapter } from '../../src/train/adapter-import.ts';
 import { loraHook } from '../../src/train/lora.ts';
-import { adapterScale, readPeftAdapter } from '../../src/train/peft.ts';
 import { runTraining } from '../../src/train/trainer.ts';
 import { cfg, tinyProject } from './helpers.ts';
 

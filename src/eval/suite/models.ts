@@ -6,8 +6,8 @@ import { LoomError } from '../../core/errors.ts';
 import type { ChatModel } from '../../core/types.ts';
 import { LocalChatModel } from '../../generate/chat-model.ts';
 import { loadWeights, openModelFolder } from '../../models/folder.ts';
+import { adapterScale, mergeLoraInto, readPeftAdapter, writeMergedModel } from '../../models/peft.ts';
 import { OpenAICompatibleModel } from '../../providers/openai-compatible.ts';
-import { adapterScale, mergeLoraInto, readPeftAdapter, writeMergedModel } from '../../train/peft.ts';
 
 /** Builds the ChatModel a suite names: an OpenAI-compatible endpoint, or a local model folder on the engine. */
 export async function openModel(spec: ModelSpec, baseDir: string): Promise<ChatModel> {

@@ -2,9 +2,14 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from '
 import { join, resolve } from 'node:path';
 import { writeJsonAtomic } from '../core/atomic.ts';
 import { LoomError } from '../core/errors.ts';
-import type { LlamaConfig } from '../models/config.ts';
-import { SafetensorsReader, type TensorData, writeSafetensors, writeSharded } from '../models/safetensors.ts';
-import type { Float32Named } from './checkpoint.ts';
+import type { LlamaConfig } from './config.ts';
+import {
+  type Float32Named,
+  SafetensorsReader,
+  type TensorData,
+  writeSafetensors,
+  writeSharded,
+} from './safetensors.ts';
 
 /**
  * PEFT adapter folders, the layout `PeftModel.from_pretrained` loads:

@@ -1,0 +1,130 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import { loraAlpha, loraScale, loraTargets } from '../config/train.ts';
+import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.ts';
+import { loomVersion } from '../core/version.ts';
+import { mergeLoraInto, writeLoraAdapter, writeMergedModel, writePrefixAdapter } from '../models/peft.ts';
+import type { Float32Named, Float32Tensor } from '../models/safetensors.ts';
+import { lossChartHtml, MetricsLog } from './metrics.ts';
+import type { Prepared } from './prepare.ts';
+import type { TrainJob } from './trainer.ts';
+
+/**
+ * Training stage 4, artefacts: the run folder (config.yaml, lineage.json, metrics.jsonl, registry row) opened before
+ * the first step, and after the last one the PEFT adapter, merged or full model folder and the loss chart.
+ */
+export interface OpenRun {
+  runId: string;
+  metrics: MetricsLog;
+}
+
+/** Run id: stable in the output folder and the config, so a resumed run keeps its id. */
+export function runIdOf(outputDir: string, configHash: string): string {
+  return `train-${createHash('sha256').update(outputDir).digest('hex').slice(0, 8)}-${configHash.slice(0, 8)}`;
+}
+
+/** Writes config.yaml and lineage.json, opens metrics.jsonl (cut back to the resumed step) and registers the run. */
+export function openRun(
+  job: TrainJob,
+  p: Prepared,
+  outputDir: string,
+  configHash: string,
+  resumedAt: number | undefined,
+): OpenRun {
+  const c = job.config;
+  const runId = runIdOf(outputDir, configHash);
+  writeFileAtomic(join(outputDir, 'config.yaml'), toYaml(c));
+  const lineage = {
+    run_id: runId,
+    dataset_hash: p.datasetHash,
+    base_model: p.modelDir,
+    base_model_hash: p.modelHash,
+    config_hash: configHash,
+    code_version: loomVersion(),
+    parents: parentRun(p.modelDir),
+    created: new Date().toISOString(),
+  };
+  writeJsonAtomic(join(outputDir, 'lineage.json'), lineage);
+  const metrics = new MetricsLog(join(outputDir, 'metrics.jsonl'));
+  metrics.truncateAfter(resumedAt ?? -1);
+  job.registry?.upsertRun({
+    id: runId,
+    kind: 'train',
+    status: 'running',
+    outputDir,
+    datasetHash: p.datasetHash,
+    baseModelHash: p.modelHash,
+    baseModel: p.modelDir,
+    config: c,
+    parentId: lineage.parents[0],
+    createdAt: lineage.created,
+  });
+  return { runId, metrics };
+}
+
+/** The loss chart and the fixed run files, listed after the artefacts. */
+export function closeRun(outputDir: string, run: OpenRun): string[] {
+  const chart = join(outputDir, 'loss.html');
+  writeFileAtomic(chart, lossChartHtml(run.metrics.read(), `loom train — ${basename(outputDir)}`));
+  return [join(outputDir, 'metrics.jsonl'), chart, join(outputDir, 'lineage.json')];
+}
+
+/** A base model written by an earlier Loom run (`<run>/model` or `<run>/merged`) names that run as the parent. */
+function parentRun(modelDir: string): string[] {
+  const f = join(modelDir, '..', 'lineage.json');
+  if (!existsSync(f)) return [];
+  try {
+    const id = (JSON.parse(readFileSync(f, 'utf8')) as { run_id?: string }).run_id;
+    return id ? [id] : [];
+  } catch {
+    return [];
+  }
+}
+
+export function writeArtefacts(
+  job: TrainJob,
+  p: Prepared,
+  named: readonly Float32Named[],
+  outputDir: string,
+): string[] {
+  const c = job.config;
+  const files: string[] = [];
+  if (c.finetuning_type === 'lora' || c.finetuning_type === 'qlora') {
+    files.push(
+      ...writeLoraAdapter(join(outputDir, 'adapter'), named, {
+        r: c.lora_rank,
+        alpha: loraAlpha(c),
+        dropout: c.lora_dropout,
+        targetModules: loraTargets(c),
+        useRslora: c.use_rslora,
+        baseModel: p.modelDir,
+      }),
+    );
+    if (job.merge) {
+      const w = new Map<string, Float32Named>(
+        [...p.weights].map(([n, t]) => [n, { name: n, dims: t.dims, data: t.data }]),
+      );
+      mergeLoraInto(
+        w,
+        named,
+        loraScale({ lora_rank: c.lora_rank, lora_alpha: loraAlpha(c), use_rslora: c.use_rslora }),
+      );
+      files.push(...writeMergedModel(p.modelDir, join(outputDir, 'merged'), w));
+    }
+  } else if (c.finetuning_type === 'prefix') {
+    files.push(...writePrefixAdapter(join(outputDir, 'adapter'), named[0]!, p.model, p.modelDir, c.num_virtual_tokens));
+  } else {
+    const w = new Map<string, Float32Tensor>(p.weights);
+    for (const t of named) w.set(t.name, { dtype: 'float32', dims: t.dims, data: t.data });
+    files.push(
+      ...writeMergedModel(
+        p.modelDir,
+        join(outputDir, 'model'),
+        new Map([...w].map(([n, t]) => [n, { name: n, dims: t.dims, data: t.data }])),
+      ),
+    );
+  }
+  return files;
+}

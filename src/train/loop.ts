@@ -1,0 +1,411 @@
+import { join } from 'node:path';
+import type { TrainConfig } from '../config/train.ts';
+import { writeJsonAtomic } from '../core/atomic.ts';
+import { LoomError } from '../core/errors.ts';
+import { Progress } from '../core/progress.ts';
+import type { Engine, HostTensor, Session } from '../engine/index.ts';
+import type { Float32Named } from '../models/safetensors.ts';
+import type { Registry } from '../registry/db.ts';
+import { type Batch, collate, type PackedRow } from './batching.ts';
+import { type CheckpointData, checkpointName, saveCheckpoint, type TrainState } from './checkpoint.ts';
+import type { ParamInfo, TrainGraphs } from './graph.ts';
+import type { MetricsLog } from './metrics.ts';
+import { configHash, epochBatches, evalBatches, type Prepared } from './prepare.ts';
+import { Rng } from './rng.ts';
+import { lrAt, resolveWarmup, type ScheduleOptions } from './schedule.ts';
+
+/**
+ * Training stage 3, the loop: the ORT sessions of the step graph, the trainable tensors and AdamW moments on the JS
+ * side, the batch cursor (epoch, batch in epoch: rebuilt deterministically on resume), gradient accumulation,
+ * logging, evaluation with early stopping, and checkpoints.
+ */
+export interface Sessions {
+  step: Session;
+  grad?: Session;
+  evaluate?: Session;
+}
+
+/** What the loop reports into: the run's metrics file, registry and result flags. */
+export interface LoopRun {
+  outputDir: string;
+  runId: string;
+  metrics: MetricsLog;
+  registry?: Registry;
+  signal?: AbortSignal;
+  stopAfterSteps?: number;
+  quiet?: boolean;
+  result: { firstLoss?: number; lastLoss?: number; interrupted: boolean; earlyStopped: boolean };
+}
+
+export async function loadSessions(engine: Engine, graphs: TrainGraphs, c: TrainConfig): Promise<Sessions> {
+  const loadOpts = { transfer: true, memArena: c.ort_memory_arena };
+  const step = await engine.load(graphs.step!, loadOpts);
+  const grad = graphs.grad ? await engine.load(graphs.grad, loadOpts) : undefined;
+  const evaluate = graphs.evaluate ? await engine.load(graphs.evaluate, loadOpts) : undefined;
+  // the model protos hold a copy of every frozen weight: let them go once ORT has its own
+  graphs.step = undefined;
+  graphs.grad = undefined;
+  graphs.evaluate = undefined;
+  return { step, grad, evaluate };
+}
+
+export class TrainLoop {
+  readonly K: number;
+  readonly batchesPerEpoch: number;
+  readonly stepsPerEpoch: number;
+  readonly totalSteps: number;
+  readonly sched: ScheduleOptions;
+  state: TrainState;
+  private readonly params: Map<string, Float32Array>;
+  private readonly mom1: Map<string, Float32Array>;
+  private readonly mom2: Map<string, Float32Array>;
+  private readonly rng: Rng;
+  private readonly firstEpoch: PackedRow[][];
+  private epochCache: { epoch: number; batches: PackedRow[][] };
+
+  constructor(
+    readonly c: TrainConfig,
+    readonly prepared: Prepared,
+    readonly graphs: TrainGraphs,
+    private readonly sessions: Sessions,
+    resumeFrom: CheckpointData | undefined,
+  ) {
+    this.K = c.gradient_accumulation_steps;
+    this.firstEpoch = epochBatches(prepared, c, 0);
+    this.epochCache = { epoch: 0, batches: this.firstEpoch };
+    this.batchesPerEpoch = this.firstEpoch.length;
+    this.stepsPerEpoch = Math.max(1, Math.floor(this.batchesPerEpoch / this.K));
+    this.totalSteps = c.max_steps ?? Math.max(1, Math.ceil(c.num_train_epochs * this.stepsPerEpoch));
+    this.sched = {
+      type: c.lr_scheduler_type,
+      lr: c.learning_rate,
+      warmupSteps: resolveWarmup(this.totalSteps, c.warmup_steps, c.warmup_ratio),
+      totalSteps: this.totalSteps,
+      minLr: c.min_lr,
+    };
+    this.params = new Map(graphs.params.map((q) => [q.name, new Float32Array(q.init)]));
+    this.mom1 = new Map(graphs.params.map((q) => [q.name, new Float32Array(q.init.length)]));
+    this.mom2 = new Map(graphs.params.map((q) => [q.name, new Float32Array(q.init.length)]));
+    this.state = {
+      step: 0,
+      epoch: 0,
+      batchInEpoch: 0,
+      rng: new Rng(c.seed).state(),
+      tokensSeen: 0,
+      bestEvalLoss: null,
+      bestStep: null,
+      badEvals: 0,
+      configHash: configHash(c),
+      elapsed: 0,
+    };
+    if (resumeFrom) {
+      for (const t of resumeFrom.m) this.mom1.set(t.name, t.data);
+      for (const t of resumeFrom.v) this.mom2.set(t.name, t.data);
+      this.state = resumeFrom.state;
+    }
+    this.rng = new Rng(this.state.rng);
+  }
+
+  canEvaluate(): boolean {
+    return this.sessions.evaluate !== undefined;
+  }
+
+  sessionCount(): number {
+    return 1 + (this.sessions.grad ? 1 : 0) + (this.sessions.evaluate ? 1 : 0);
+  }
+
+  tokensPerEpoch(): number {
+    return this.firstEpoch.reduce((a, rows) => a + rows.reduce((s, r) => s + r.ids.length, 0), 0);
+  }
+
+  /** The trainable tensors as they are now. */
+  named(): Float32Named[] {
+    return this.named_(this.params);
+  }
+
+  private named_(src: Map<string, Float32Array>): Float32Named[] {
+    return this.graphs.params.map((q) => ({ name: q.name, dims: q.dims, data: src.get(q.name)! }));
+  }
+
+  private stateFeeds(): Record<string, HostTensor> {
+    const f: Record<string, HostTensor> = {};
+    for (const q of this.graphs.params) {
+      f[q.name] = tensor('float32', q.dims, this.params.get(q.name)!);
+      f[`exp_avg.${q.name}`] = tensor('float32', q.dims, this.mom1.get(q.name)!);
+      f[`exp_avg_sq.${q.name}`] = tensor('float32', q.dims, this.mom2.get(q.name)!);
+    }
+    return f;
+  }
+
+  private paramFeeds(): Record<string, HostTensor> {
+    const f: Record<string, HostTensor> = {};
+    for (const q of this.graphs.params) f[q.name] = tensor('float32', q.dims, this.params.get(q.name)!);
+    return f;
+  }
+
+  private extraFeeds(b: Batch): Record<string, HostTensor> {
+    const c = this.c;
+    const f: Record<string, HostTensor> = {};
+    if (this.graphs.quant) {
+      f.qlora_nibble_mask = tensor('uint8', [], Uint8Array.of(15));
+      f.qlora_nibble_shift = tensor('uint8', [], Uint8Array.of(4));
+    }
+    for (const d of this.graphs.dropout) {
+      const n = b.batch * b.seq * d.features;
+      const mask = new Float32Array(n);
+      const keep = 1 / (1 - c.lora_dropout);
+      for (let i = 0; i < n; i++) mask[i] = this.rng.next() < c.lora_dropout ? 0 : keep;
+      f[d.name] = tensor('float32', [b.batch, b.seq, d.features], mask);
+    }
+    return f;
+  }
+
+  /** The next batch of the current epoch, from the cursor. */
+  private nextBatch(): Batch {
+    const state = this.state;
+    if (state.batchInEpoch >= this.batchesPerEpoch) {
+      state.epoch++;
+      state.batchInEpoch = 0;
+    }
+    if (this.epochCache.epoch !== state.epoch)
+      this.epochCache = { epoch: state.epoch, batches: epochBatches(this.prepared, this.c, state.epoch) };
+    const rows = this.epochCache.batches[state.batchInEpoch++]!;
+    return collate(rows);
+  }
+
+  /** Weighted mean eval loss over the eval rows, or undefined without an eval set. */
+  async evaluate(): Promise<number | undefined> {
+    const session = this.sessions.evaluate;
+    if (!session) return undefined;
+    let num = 0;
+    let den = 0;
+    const pf = this.paramFeeds();
+    for (const rows of evalBatches(this.prepared, this.c)) {
+      const b = collate(rows);
+      if (b.weightSum === 0) continue;
+      const feeds = { ...batchFeeds(b, this.graphs.maskMode), ...pf };
+      if (this.graphs.quant) Object.assign(feeds, this.extraFeeds(b));
+      const out = await session.run(feeds, ['loss']);
+      num += lossOf(out) * b.weightSum;
+      den += b.weightSum;
+    }
+    return den > 0 ? num / den : undefined;
+  }
+
+  /** Seconds of one step on the first batch (outputs discarded; a warm-up run first). */
+  async measureStep(): Promise<number> {
+    const probe = collate(this.firstEpoch[0]!);
+    const probeFeeds = {
+      ...batchFeeds(probe, this.graphs.maskMode),
+      ...this.stateFeeds(),
+      ...this.extraFeeds(probe),
+      loss_scale: scalar(1),
+      decay_factor: scalar(1),
+      step_size: scalar(0),
+      bias_correction2_sqrt: scalar(1),
+      ...(this.K > 1 ? zeroGrads(this.graphs.params) : {}),
+    };
+    // dropout masks drawn for the probe must not shift the run's random stream
+    this.rng.restore(this.state.rng);
+    await this.sessions.step.run(probeFeeds, ['loss']);
+    const t0 = performance.now();
+    await this.sessions.step.run(probeFeeds, ['loss']);
+    return (performance.now() - t0) / 1000;
+  }
+
+  checkpoint(outputDir: string): void {
+    const state = this.state;
+    state.rng = this.rng.state();
+    saveCheckpoint(
+      outputDir,
+      { state, params: this.named_(this.params), m: this.named_(this.mom1), v: this.named_(this.mom2) },
+      this.c.save_total_limit,
+      state.bestStep !== null ? [state.bestStep] : [],
+    );
+  }
+
+  /** Optimiser steps until totalSteps, early stopping, an abort signal or stopAfterSteps. */
+  async run(run: LoopRun): Promise<void> {
+    const { c, K } = this;
+    const { outputDir, runId, metrics, result } = run;
+    const progress = new Progress({ label: 'train', total: this.totalSteps, unit: 'steps', silent: run.quiet });
+    progress.update(this.state.step);
+    const wallStart = performance.now() - this.state.elapsed * 1000;
+    let processSteps = 0;
+    while (this.state.step < this.totalSteps) {
+      const tStep = performance.now();
+      const lr = lrAt(this.state.step, this.sched);
+      const micro: Batch[] = [];
+      for (let k = 0; k < K; k++) micro.push(this.nextBatch());
+      const totalW = micro.reduce((a, b) => a + b.weightSum, 0) || 1;
+      let accGrads: Map<string, Float32Array> | undefined;
+      let lossNum = 0;
+      for (let k = 0; k < K - 1; k++) {
+        const b = micro[k]!;
+        const out = await this.sessions.grad!.run(
+          {
+            ...batchFeeds(b, this.graphs.maskMode),
+            ...this.paramFeeds(),
+            ...this.extraFeeds(b),
+            loss_scale: scalar(b.weightSum / totalW),
+          },
+          ['loss', ...this.graphs.params.map((q) => `grad.${q.name}`)],
+        );
+        lossNum += lossOf(out) * b.weightSum;
+        accGrads ??= new Map(this.graphs.params.map((q) => [q.name, new Float32Array(q.init.length)]));
+        for (const q of this.graphs.params) {
+          const acc = accGrads.get(q.name)!;
+          const gr = out[`grad.${q.name}`]!.data as Float32Array;
+          for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + gr[i]!;
+        }
+      }
+      const last = micro[K - 1]!;
+      const t = this.state.step + 1;
+      const bc1 = 1 - c.adam_beta1 ** t;
+      const bc2 = 1 - c.adam_beta2 ** t;
+      const feeds: Record<string, HostTensor> = {
+        ...batchFeeds(last, this.graphs.maskMode),
+        ...this.stateFeeds(),
+        ...this.extraFeeds(last),
+        loss_scale: scalar(last.weightSum / totalW),
+        decay_factor: scalar(1 - lr * c.weight_decay),
+        step_size: scalar(lr / bc1),
+        bias_correction2_sqrt: scalar(Math.sqrt(bc2)),
+      };
+      if (K > 1) {
+        for (const q of this.graphs.params)
+          feeds[`grad_in.${q.name}`] = tensor('float32', q.dims, accGrads!.get(q.name)!);
+      }
+      // params, moments and accumulated grads are replaced by the outputs: hand their buffers over instead of copying
+      const out = await this.sessions.step.run(feeds, undefined, { transfer: true });
+      lossNum += lossOf(out) * last.weightSum;
+      for (const q of this.graphs.params) {
+        this.params.set(q.name, out[`new.${q.name}`]!.data as Float32Array);
+        this.mom1.set(q.name, out[`new_exp_avg.${q.name}`]!.data as Float32Array);
+        this.mom2.set(q.name, out[`new_exp_avg_sq.${q.name}`]!.data as Float32Array);
+      }
+      const loss = lossNum / totalW;
+      const gradNorm = (out.grad_norm!.data as Float32Array)[0]!;
+      if (!Number.isFinite(loss)) {
+        throw new LoomError('TRAIN_INVALID', `loss became ${loss} at step ${t}`, {
+          hint: 'lower learning_rate, keep max_grad_norm > 0, or check the data for empty targets',
+        });
+      }
+      this.state.step = t;
+      processSteps++;
+      const tokens = micro.reduce((a, b) => a + b.tokens, 0);
+      this.state.tokensSeen += tokens;
+      const dt = (performance.now() - tStep) / 1000;
+      this.state.elapsed = (performance.now() - wallStart) / 1000;
+      result.firstLoss ??= loss;
+      result.lastLoss = loss;
+      if (t % c.logging_steps === 0 || t === this.totalSteps) {
+        const rec = {
+          step: t,
+          epoch: this.state.epoch + this.state.batchInEpoch / this.batchesPerEpoch,
+          split: 'train' as const,
+          loss,
+          lr,
+          grad_norm: gradNorm,
+          tokens_per_s: tokens / dt,
+          tokens: this.state.tokensSeen,
+          rss_mb: Math.round(process.memoryUsage.rss() / 1048576),
+          time: new Date().toISOString(),
+        };
+        metrics.append(rec);
+        run.registry?.logMetrics(
+          (['loss', 'lr', 'grad_norm', 'tokens_per_s', 'rss_mb'] as const).map((n) => ({
+            runId,
+            step: t,
+            name: n,
+            value: rec[n],
+          })),
+        );
+      }
+      progress.update(t, { loss: loss.toFixed(4), lr: lr.toExponential(2) });
+
+      let stop = false;
+      if (this.sessions.evaluate && c.eval_steps && (t % c.eval_steps === 0 || t === this.totalSteps)) {
+        const el = (await this.evaluate())!;
+        metrics.append({
+          step: t,
+          epoch: this.state.epoch,
+          split: 'eval',
+          eval_loss: el,
+          eval_ppl: Math.exp(el),
+          time: new Date().toISOString(),
+        });
+        run.registry?.logMetrics([
+          { runId, step: t, split: 'eval', name: 'loss', value: el },
+          { runId, step: t, split: 'eval', name: 'ppl', value: Math.exp(el) },
+        ]);
+        if (this.state.bestEvalLoss === null || el < this.state.bestEvalLoss) {
+          this.state.bestEvalLoss = el;
+          this.state.bestStep = t;
+          this.state.badEvals = 0;
+          this.checkpoint(outputDir);
+          writeJsonAtomic(join(outputDir, 'checkpoints', 'best.json'), {
+            checkpoint: checkpointName(t),
+            step: t,
+            eval_loss: el,
+          });
+        } else {
+          this.state.badEvals++;
+          if (c.early_stopping_patience && this.state.badEvals >= c.early_stopping_patience) {
+            stop = true;
+            result.earlyStopped = true;
+          }
+        }
+      }
+      if (c.save_steps && t % c.save_steps === 0) this.checkpoint(outputDir);
+      if (run.signal?.aborted) {
+        this.checkpoint(outputDir);
+        result.interrupted = true;
+        break;
+      }
+      if (stop || (run.stopAfterSteps !== undefined && processSteps >= run.stopAfterSteps)) {
+        if (!stop) {
+          this.checkpoint(outputDir);
+          result.interrupted = true;
+        }
+        break;
+      }
+    }
+    progress.done();
+  }
+
+  async release(): Promise<void> {
+    await this.sessions.step.release();
+    await this.sessions.grad?.release();
+    await this.sessions.evaluate?.release();
+  }
+}
+
+function tensor(dtype: HostTensor['dtype'], dims: number[], data: HostTensor['data']): HostTensor {
+  return { dtype, dims, data };
+}
+
+function scalar(x: number): HostTensor {
+  return tensor('float32', [], Float32Array.of(x));
+}
+
+function batchFeeds(b: Batch, maskMode: 'none' | 'additive'): Record<string, HostTensor> {
+  const f: Record<string, HostTensor> = {
+    input_ids: tensor('int64', [b.batch, b.seq], b.inputIds),
+    labels: tensor('int64', [b.batch, b.seq], b.targets),
+    loss_weights: tensor('float32', [b.batch, b.seq], b.weights),
+    position_ids: tensor('int64', [b.batch, b.seq], b.positionIds),
+  };
+  if (maskMode === 'additive') f.attention_bias = tensor('float32', [b.batch, 1, b.seq, b.seq], b.mask);
+  return f;
+}
+
+function zeroGrads(ps: readonly ParamInfo[]): Record<string, HostTensor> {
+  const f: Record<string, HostTensor> = {};
+  for (const q of ps) f[`grad_in.${q.name}`] = tensor('float32', q.dims, new Float32Array(q.init.length));
+  return f;
+}
+
+function lossOf(out: Record<string, HostTensor>): number {
+  return (out.loss!.data as Float32Array)[0]!;
+}
