@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { dataStage } from '../data/quickstart.ts';
+import { exportStage } from '../export/quickstart.ts';
 import { trainStage } from '../train/quickstart.ts';
 import { evalStage } from './quickstart-eval.ts';
 import { serveStage } from './quickstart-serve.ts';
@@ -18,6 +19,7 @@ export const quickstartStages: { name: string; run: Stage }[] = [
   { name: 'data', run: dataStage },
   { name: 'train', run: trainStage },
   { name: 'eval', run: evalStage },
+  { name: 'export', run: exportStage },
   { name: 'serve', run: serveStage },
 ];
 
