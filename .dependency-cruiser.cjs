@@ -12,6 +12,7 @@ const LAYERS = [
   ['eval'],
   ['export', 'guard'],
   ['serve', 'monitor'],
+  ['pipeline'],
   ['studio'],
   ['cli'],
 ];

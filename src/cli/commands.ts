@@ -106,6 +106,18 @@ export const VERBS: readonly Verb[] = [
     summary: 'prompt-injection, jailbreak and content guard (check, eval)',
     load: async () => (await import('./guard.ts')).registerGuard,
   },
+  {
+    name: 'init',
+    term: 'init [options] <dir>',
+    summary: 'create a project folder from a template: sample data, data/train/eval/serve/pipeline YAMLs',
+    load: async () => (await import('./project.ts')).registerInit,
+  },
+  {
+    name: 'run',
+    term: 'run [options] [pipeline]',
+    summary: 'run a project pipeline: data → train → eval → export → serve, skipping unchanged stages',
+    load: async () => (await import('./project.ts')).registerRun,
+  },
 ];
 
 /** Every verb, fully registered (tests, and anything that wants the whole command tree). */
