@@ -83,6 +83,12 @@ export const VERBS: readonly Verb[] = [
     load: async () => (await import('./serve.ts')).registerServe,
   },
   {
+    name: 'studio',
+    term: 'studio [options]',
+    summary: 'the web UI: datasets, training, evaluations, playground, monitor and lineage of one project',
+    load: async () => (await import('./studio.ts')).registerStudio,
+  },
+  {
     name: 'keys',
     term: 'keys [options]',
     summary: 'API keys for loom serve (hashed at rest in the registry; the key is shown once)',

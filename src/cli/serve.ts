@@ -11,6 +11,8 @@ import { keyAuth } from '../serve/auth.ts';
 import { openBackend, type ServedModel } from '../serve/backends.ts';
 import { Limiter } from '../serve/limiter.ts';
 import { listenGateway } from '../serve/openai-server.ts';
+import { mountStudio } from '../studio/app.ts';
+import { parsePort } from './studio.ts';
 
 export interface ServeStartOptions {
   host?: string;
@@ -19,6 +21,8 @@ export interface ServeStartOptions {
   logLevel?: string;
   /** Registry holding the API keys (default .loom/registry.db or $LOOM_REGISTRY). */
   registry?: string;
+  /** Called with the gateway before it listens: `--studio` mounts the Studio's routes here. */
+  mount?: (gateway: Gateway) => (() => Promise<void>) | undefined;
 }
 
 export interface RunningServer {
@@ -98,6 +102,7 @@ export async function startServe(target: string, opts: ServeStartOptions = {}): 
       models.push(await openBackend(m, baseDir, limiter));
     }
     gateway = buildGateway({ models, limits: config.limits, logLevel: opts.logLevel, guard: config.guard, ...auth });
+    const unmount = opts.mount?.(gateway);
     const url = await listenGateway(gateway, host, port);
     const gw = gateway;
     return {
@@ -106,6 +111,7 @@ export async function startServe(target: string, opts: ServeStartOptions = {}): 
       config,
       close: async () => {
         await gw.drain();
+        await unmount?.();
         for (const m of models) await m.close();
         registry.close();
       },
@@ -122,6 +128,8 @@ interface ServeCliOptions {
   port?: string;
   dryRun?: boolean;
   logLevel: string;
+  studio?: boolean;
+  project: string;
 }
 
 export function registerServe(program: Command): void {
@@ -131,19 +139,15 @@ export function registerServe(program: Command): void {
     .option('--host <host>', 'address to bind (default 127.0.0.1; loopback only while no API key exists)')
     .option('--port <port>', 'port (default 8000; 0 picks a free one)')
     .option('--dry-run', 'validate the config and print the memory estimate of the configured models, then exit')
+    .option('--studio', 'also serve the Studio web UI at /studio (Playground and Monitor use these models)')
+    .option('--project <dir>', 'project folder the Studio shows (with --studio)', '.')
     .option('--log-level <level>', 'pino log level on stderr: fatal, error, warn, info, debug, silent', 'info')
     .addHelpText(
       'after',
       '\nPrints "listening on http://HOST:PORT" when ready; SIGTERM/SIGINT finish in-flight streams, then exit 0.\n\nExample:\n  $ loom serve out/quickstart/train/pretrain/model --port 8000\n  $ loom serve serve.yaml limits.queue=8 limits.max_tokens=512\n  $ curl -s localhost:8000/v1/chat/completions -H content-type:application/json \\\n      -d \'{"model":"model","messages":[{"role":"user","content":"hi"}]}\'',
     )
     .action(async (target: string, overrides: string[], o: ServeCliOptions) => {
-      const port = o.port === undefined ? undefined : Number(o.port);
-      if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
-        throw new LoomError('CONFIG_INVALID', `--port has an invalid value '${o.port}'`, {
-          field: 'port',
-          hint: 'a port number 0-65535',
-        });
-      }
+      const port = parsePort(o.port);
       if (o.dryRun) {
         const { config, baseDir } = resolveServeConfig(target, overrides);
         for (const m of memoryEstimate(config, baseDir)) {
@@ -151,8 +155,12 @@ export function registerServe(program: Command): void {
         }
         return;
       }
-      const s = await startServe(target, { host: o.host, port, overrides, logLevel: o.logLevel });
+      const mount = o.studio
+        ? (gw: Gateway) => mountStudio(gw.app, { projectDir: resolve(o.project), gateway: gw }, '/studio')
+        : undefined;
+      const s = await startServe(target, { host: o.host, port, overrides, logLevel: o.logLevel, mount });
       process.stdout.write(`listening on ${s.url}\n`);
+      if (o.studio) process.stdout.write(`studio on ${s.url}/studio/\n`);
       let stopping = false;
       const stop = () => {
         if (stopping) return;

@@ -1,0 +1,18 @@
+// Builds the Studio front end into studio-dist/ (run by `npm install` through `prepare`). base './' keeps every
+// URL relative to the page's <base>, which the server sets, so one build serves at / and at /studio/.
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vite';
+
+export default defineConfig({
+  root: fileURLToPath(new URL('.', import.meta.url)),
+  base: './',
+  logLevel: 'warn',
+  esbuild: { jsx: 'automatic', jsxImportSource: 'preact' },
+  build: {
+    outDir: fileURLToPath(new URL('../studio-dist', import.meta.url)),
+    emptyOutDir: true,
+    // One small bundle, no source maps: the folder is rebuilt on every install.
+    sourcemap: false,
+    chunkSizeWarningLimit: 400,
+  },
+});

@@ -1,0 +1,54 @@
+import { appendFileSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { runDataPipeline } from '../../src/data/pipeline.ts';
+import { tinyProject } from '../train/helpers.ts';
+
+/**
+ * A whole tiny project for the Studio tests: a random tiny model, the data stage's own run over the pipeline
+ * fixture (with one duplicated line, so at least one row is rejected with a reason), a 3-step LoRA config and an
+ * eval suite. Everything is produced by the real stages, nothing hand-written in their output shapes.
+ */
+export async function studioProject(): Promise<{ dir: string; duplicate: string }> {
+  const { dir } = tinyProject({ rows: 16 });
+  cpSync('test/fixtures/data/pipeline', join(dir, 'data-src'), { recursive: true });
+  const chat = join(dir, 'data-src', 'chat.jsonl');
+  const first = readFileSync(chat, 'utf8').split('\n')[0]!;
+  appendFileSync(chat, `\n${first}\n`);
+  await runDataPipeline(join(dir, 'data-src', 'data.yaml'), { quiet: true });
+  writeFileSync(
+    join(dir, 'train.yaml'),
+    stringify({
+      model: 'model',
+      dataset: 'train.jsonl',
+      finetuning_type: 'lora',
+      lora_rank: 4,
+      learning_rate: 0.005,
+      per_device_train_batch_size: 2,
+      cutoff_len: 64,
+      max_steps: 3,
+      logging_steps: 1,
+      save_steps: 100,
+      seed: 1,
+      threads: 1,
+      output_dir: 'runs/lora',
+    }),
+  );
+  writeFileSync(
+    join(dir, 'gen.jsonl'),
+    ['where is my order', '你好'].map((q) => JSON.stringify({ question: q, answer: 'it ships tomorrow' })).join('\n'),
+  );
+  writeFileSync(
+    join(dir, 'eval.yaml'),
+    stringify({
+      name: 'studio',
+      models: [{ id: 'tiny', kind: 'local', path: 'model' }],
+      generation: { max_new_tokens: 4, temperature: 0, seed: 0 },
+      tasks: [{ id: 'gen', kind: 'generation', dataset: 'gen.jsonl', metrics: ['chrf'] }],
+      out_dir: 'evals',
+      cache: 'cache.sqlite',
+      bootstrap: { samples: 20, seed: 1 },
+    }),
+  );
+  return { dir, duplicate: first };
+}
