@@ -7,7 +7,8 @@ import { loadConfig } from '../config/load.ts';
 import { type TrainConfig, trainConfigSchema } from '../config/train.ts';
 import { LoomError } from '../core/errors.ts';
 import type { Registry } from '../registry/db.ts';
-import { type Preflight, runTraining } from '../train/trainer.ts';
+import type { Preflight } from '../train/preflight.ts';
+import { runTraining } from '../train/trainer.ts';
 
 export interface JobState {
   config: string;
