@@ -48,6 +48,12 @@ export const nearDedupConfig = z
     workers: z.union([z.literal('auto'), z.number().int().min(0).max(64)]).default('auto'),
     /** When set, write the LSH band keys of every row here (for cross-shard merge, see src/data/shard.ts). */
     bands_out: z.string().optional(),
+    /**
+     * Never drop a row as a near-duplicate of a keeper whose numbers differ (neither's number sequence is a
+     * subsequence of the other's): "第 13 期 … 满 300" and "第 3 期 … 满 200" share every shingle once digits count
+     * as 0, but are different facts. Deleted text (a number missing on one side) still merges.
+     */
+    numbers_must_match: z.boolean().default(true),
   })
   .strict()
   .refine((c) => c.bands * c.rows_per_band <= c.num_perm, {

@@ -19,6 +19,7 @@ import { rowText, type Step, type StepContext } from '../step.ts';
 import { decideClusters, policyScore } from './clusters.ts';
 import { LshIndex } from './lsh.ts';
 import { estimateJaccard } from './minhash.ts';
+import { numberSequence, numbersConflict } from './numbers.ts';
 import { type SignedBatch, signParamsOf } from './signature.ts';
 import { SignerPool } from './signer-pool.ts';
 import { F64Column, RowSpill } from './spill.ts';
@@ -73,6 +74,8 @@ async function* runNearDedup(
   });
   const spill = new RowSpill(ctx.tmpDir, 'near-dedup');
   const ids: string[] = [];
+  // Per row, its numbers (numbers_must_match); '' for the many rows without any, so the cost is the numbers only.
+  const numbers: string[] = [];
   const scores = new F64Column();
   const bandsOut = cfg.bands_out ? new AtomicWriter(cfg.bands_out) : undefined;
   let ok = false;
@@ -125,6 +128,7 @@ async function* runNearDedup(
 
     for await (const row of rows) {
       const text = rowText(row);
+      if (cfg.numbers_must_match) numbers.push(numberSequence(text));
       batch.push(row);
       texts.push(text);
       lengths.push(text.length);
@@ -156,6 +160,12 @@ async function* runNearDedup(
         continue;
       }
       const cluster = ids[k]!;
+      if (self !== k && cfg.numbers_must_match && numbersConflict(numbers[self]!, numbers[k]!)) {
+        ctx.count('near_dedup.kept_numbers_differ');
+        row.meta = { ...(row.meta ?? {}), near_dup_of: cluster, near_dup_numbers_differ: true };
+        yield row;
+        continue;
+      }
       if (self === k || cfg.action === 'mark') {
         row.meta = { ...(row.meta ?? {}), dup_cluster: cluster, dup_cluster_size: size };
         yield row;
