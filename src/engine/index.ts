@@ -81,5 +81,5 @@ export type { OnnxOptions } from './onnx/emit.ts';
 export { toOnnx } from './onnx/emit.ts';
 export type { QuantizedWeight, QuantizeOptions } from './onnx/quantize.ts';
 export { quantizeBlocks } from './onnx/quantize.ts';
-export type { LoadOptions, RunOptions, RuntimeOptions, Session } from './runtime/engine.ts';
-export { Engine } from './runtime/engine.ts';
+export type { LoadOptions, ResidentTensor, RunOptions, RuntimeOptions, Session } from './runtime/engine.ts';
+export { Engine, isResident } from './runtime/engine.ts';

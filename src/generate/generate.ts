@@ -79,41 +79,51 @@ export async function generateIds(
   let input = prompts.map((p) => [...new Array<number>(L - p.length).fill(padId), ...p]);
   let cache = lm.emptyCache(B);
   const V = cfg.vocabSize;
+  // Plain greedy (no penalties) takes the graph's argmax: no B x vocab logits cross per token.
+  const graphGreedy =
+    (settings.temperature ?? 1) <= 0 &&
+    (settings.repetitionPenalty ?? 1) === 1 &&
+    !settings.presencePenalty &&
+    !settings.frequencyPenalty;
 
-  for (let step = 0; step < maxNew; step++) {
-    if (opts.signal?.aborted) {
-      for (let b = 0; b < B; b++) if (!done[b]) results[b]!.finishReason = 'aborted';
-      break;
-    }
-    const r = await lm.step(input, mask, cache);
-    cache = r.cache;
-    const next: number[][] = [];
-    for (let b = 0; b < B; b++) {
-      if (done[b]) {
-        next.push([padId]);
-        continue;
+  try {
+    for (let step = 0; step < maxNew; step++) {
+      if (opts.signal?.aborted) {
+        for (let b = 0; b < B; b++) if (!done[b]) results[b]!.finishReason = 'aborted';
+        break;
       }
-      const res = results[b]!;
-      const id = samplers[b]!.next(r.logits.subarray(b * V, (b + 1) * V), {
-        prompt: prompts[b],
-        generated: res.ids,
-      });
-      if (eos.has(id)) {
-        done[b] = true;
-        res.finishReason = 'eos';
-        opts.onToken?.(b, id);
-      } else {
-        res.ids.push(id);
-        if (opts.onToken?.(b, id)) {
-          done[b] = true;
-          res.finishReason = 'stop';
+      // The KV cache stays in the runtime's thread between steps (decode), sized to this request.
+      const r = await lm.decode(input, mask, cache, { logits: !graphGreedy });
+      cache = r.cache;
+      const next: number[][] = [];
+      for (let b = 0; b < B; b++) {
+        if (done[b]) {
+          next.push([padId]);
+          continue;
         }
+        const res = results[b]!;
+        const id = r.logits
+          ? samplers[b]!.next(r.logits.subarray(b * V, (b + 1) * V), { prompt: prompts[b], generated: res.ids })
+          : r.next[b]!;
+        if (eos.has(id)) {
+          done[b] = true;
+          res.finishReason = 'eos';
+          opts.onToken?.(b, id);
+        } else {
+          res.ids.push(id);
+          if (opts.onToken?.(b, id)) {
+            done[b] = true;
+            res.finishReason = 'stop';
+          }
+        }
+        next.push([done[b] ? padId : id]);
       }
-      next.push([done[b] ? padId : id]);
+      if (done.every(Boolean)) break;
+      input = next;
+      for (let b = 0; b < B; b++) mask[b]!.push(1);
     }
-    if (done.every(Boolean)) break;
-    input = next;
-    for (let b = 0; b < B; b++) mask[b]!.push(1);
+  } finally {
+    await lm.releaseCache(cache);
   }
   return results;
 }

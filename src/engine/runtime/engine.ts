@@ -9,6 +9,10 @@ import { LoomError } from '../../core/errors.ts';
 import type { HostTensor } from '../graph/types.ts';
 import * as backend from './worker.mjs';
 
+export type { ResidentTensor } from './worker.mjs';
+
+type ResidentTensor = backend.ResidentTensor;
+
 export interface RuntimeOptions {
   /** intra-op threads per session; default = available cores. */
   threads?: number;
@@ -47,7 +51,21 @@ export interface Session {
   run(feeds: Record<string, HostTensor>, fetches?: string[], opts?: RunOptions): Promise<Record<string, HostTensor>>;
   /** Stop profiling (sessions loaded with profilePrefix) and return the path of ORT's JSON trace. */
   endProfiling(): Promise<string>;
+  /**
+   * Like run, but the outputs named in `keep` stay in the runtime's thread (only a handle comes back) and feeds may
+   * be such handles, consumed by the run. For values that go straight back in, e.g. a KV cache between decode
+   * steps: nothing is copied through the caller per step. Free handles that are not fed back with freeResident.
+   */
+  runResident(
+    feeds: Record<string, HostTensor | ResidentTensor>,
+    fetches: string[],
+    keep: string[],
+  ): Promise<{ host: Record<string, HostTensor>; resident: Record<string, ResidentTensor> }>;
   release(): Promise<void>;
+}
+
+export function isResident(t: HostTensor | ResidentTensor): t is ResidentTensor {
+  return (t as ResidentTensor).resident !== undefined;
 }
 
 const CUDA_HINT =
@@ -124,8 +142,15 @@ class InThreadTransport implements Transport {
   async call(type: string, p: Record<string, unknown>): Promise<unknown> {
     if (type === 'load') return backend.load(p.model as Uint8Array | string, p.opts as backend.BackendOptions);
     if (type === 'run') {
-      return backend.run(p.session as number, p.feeds as Record<string, HostTensor>, p.fetches as string[] | undefined);
+      return backend.run(
+        p.session as number,
+        p.feeds as Record<string, HostTensor | ResidentTensor>,
+        p.fetches as string[] | undefined,
+        p.keep as string[] | undefined,
+      );
     }
+    if (type === 'free') return backend.free(p.handles as number[]);
+    if (type === 'residentCount') return backend.residentCount();
     if (type === 'release') return backend.release(p.session as number);
     if (type === 'endProfiling') return backend.endProfiling(p.session as number);
     throw new Error(`unknown call ${type}`);
@@ -204,6 +229,18 @@ export class Engine {
     return s;
   }
 
+  /** Free resident values (RunOptions of runResident) that will not be fed back. */
+  async freeResident(handles: readonly ResidentTensor[]): Promise<void> {
+    if (this.closed || handles.length === 0) return;
+    await this.transport.call('free', { handles: handles.map((h) => h.resident) });
+  }
+
+  /** Number of resident values held by the runtime (a leak check for tests). */
+  async residentCount(): Promise<number> {
+    if (this.closed) return 0;
+    return (await this.transport.call('residentCount', {})) as number;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -241,6 +278,40 @@ class SessionImpl implements Session {
     } catch (e) {
       throw runtimeError(e, 'session.run');
     }
+  }
+
+  async runResident(
+    feeds: Record<string, HostTensor | ResidentTensor>,
+    fetches: string[],
+    keep: string[],
+  ): Promise<{ host: Record<string, HostTensor>; resident: Record<string, ResidentTensor> }> {
+    if (this.released) throw new LoomError('RUNTIME', 'session was released');
+    const own: Record<string, HostTensor | ResidentTensor> = {};
+    const transfer: ArrayBuffer[] = [];
+    for (const [k, v] of Object.entries(feeds)) {
+      if (isResident(v)) {
+        own[k] = v;
+        continue;
+      }
+      const h = ownBuffer(v);
+      own[k] = h;
+      if (h.data.buffer instanceof ArrayBuffer) transfer.push(h.data.buffer);
+    }
+    let out: Record<string, HostTensor | ResidentTensor>;
+    try {
+      out = (await this.transport.call('run', { session: this.id, feeds: own, fetches, keep }, [
+        ...new Set(transfer),
+      ])) as Record<string, HostTensor | ResidentTensor>;
+    } catch (e) {
+      throw runtimeError(e, 'session.run');
+    }
+    const host: Record<string, HostTensor> = {};
+    const resident: Record<string, ResidentTensor> = {};
+    for (const [k, v] of Object.entries(out)) {
+      if (isResident(v)) resident[k] = v;
+      else host[k] = v;
+    }
+    return { host, resident };
   }
 
   async endProfiling(): Promise<string> {

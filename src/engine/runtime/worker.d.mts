@@ -17,11 +17,20 @@ export function load(
   model: Uint8Array | string,
   opts: BackendOptions,
 ): Promise<{ id: number; inputNames: string[]; outputNames: string[] }>;
+/** A value an earlier run kept in the backend's thread (RunOptions.keep); only its handle crosses. */
+export interface ResidentTensor {
+  resident: number;
+  dtype: HostTensor['dtype'];
+  dims: number[];
+}
 export function run(
   id: number,
-  feeds: Record<string, HostTensor>,
+  feeds: Record<string, HostTensor | ResidentTensor>,
   fetches?: string[],
-): Promise<Record<string, HostTensor>>;
+  keep?: string[],
+): Promise<Record<string, HostTensor | ResidentTensor>>;
+export function free(handles: number[]): void;
+export function residentCount(): number;
 export function release(id: number): Promise<void>;
 export function endProfiling(id: number): Promise<string>;
 export function releaseAll(): Promise<void>;

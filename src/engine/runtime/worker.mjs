@@ -15,6 +15,9 @@ function ort() {
 const sessions = new Map();
 const profilePrefixes = new Map();
 let nextId = 1;
+// ORT output values kept in this thread between runs (e.g. a KV cache), so they never cross to the caller.
+const residents = new Map();
+let nextResident = 1;
 
 /** Directory holding onnxruntime-node's native libraries for this platform. */
 export function ortBinDir() {
@@ -60,18 +63,55 @@ function fromOrt(t) {
   return { dtype, dims: [...t.dims], data: t.data };
 }
 
-export async function run(id, feeds, fetches) {
+/**
+ * feeds: host tensors, or { resident } handles of values kept by an earlier run (consumed: freed after this run).
+ * keep: output names to keep here; they come back as { resident, dtype, dims } instead of their data.
+ */
+export async function run(id, feeds, fetches, keep) {
   const session = sessions.get(id);
   if (!session) throw new Error(`session ${id} was released`);
   const ortFeeds = {};
-  for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrt(v);
-  const res = fetches ? await session.run(ortFeeds, fetches) : await session.run(ortFeeds);
+  const consumed = [];
+  for (const [k, v] of Object.entries(feeds)) {
+    if (v.resident !== undefined) {
+      const t = residents.get(v.resident);
+      if (!t) throw new Error(`feed ${k}: resident value ${v.resident} was freed or never existed`);
+      ortFeeds[k] = t;
+      consumed.push(v.resident);
+    } else ortFeeds[k] = toOrt(v);
+  }
+  let res;
+  try {
+    res = fetches ? await session.run(ortFeeds, fetches) : await session.run(ortFeeds);
+  } finally {
+    free(consumed); // consumed even when the run fails: the caller has already let go of its handles
+  }
+  const kept = new Set(keep ?? []);
   const out = {};
   for (const [k, v] of Object.entries(res)) {
+    if (kept.has(k)) {
+      const rid = nextResident++;
+      residents.set(rid, v);
+      out[k] = { resident: rid, dtype: v.type === 'float64' ? 'float64' : v.type, dims: [...v.dims] };
+      continue;
+    }
     out[k] = fromOrt(v);
     v.dispose?.();
   }
   return out;
+}
+
+/** Drop resident values (unknown handles are ignored: freeing twice is harmless). */
+export function free(handles) {
+  for (const h of handles) {
+    residents.get(h)?.dispose?.();
+    residents.delete(h);
+  }
+}
+
+/** How many values are resident (tests check that generation frees its cache). */
+export function residentCount() {
+  return residents.size;
 }
 
 /** Stop ORT's profiler for a session; returns the JSON trace file it wrote. */
@@ -101,13 +141,14 @@ export async function release(id) {
 
 export async function releaseAll() {
   for (const id of [...sessions.keys()]) await release(id);
+  free([...residents.keys()]);
 }
 
 function transferList(outputs) {
   const bufs = new Set();
   for (const t of Object.values(outputs)) {
-    const b = t.data.buffer;
-    if (b instanceof ArrayBuffer && b.byteLength === t.data.byteLength) bufs.add(b);
+    const b = t.data?.buffer;
+    if (t.data && b instanceof ArrayBuffer && b.byteLength === t.data.byteLength) bufs.add(b);
   }
   return [...bufs];
 }
@@ -120,9 +161,11 @@ if (!isMainThread && workerData?.loomEngine && parentPort) {
       let transfer = [];
       if (msg.type === 'load') result = await load(msg.model, msg.opts);
       else if (msg.type === 'run') {
-        result = await run(msg.session, msg.feeds, msg.fetches);
+        result = await run(msg.session, msg.feeds, msg.fetches, msg.keep);
         transfer = transferList(result);
       } else if (msg.type === 'release') result = await release(msg.session);
+      else if (msg.type === 'free') result = free(msg.handles);
+      else if (msg.type === 'residentCount') result = residentCount();
       else if (msg.type === 'endProfiling') result = await endProfiling(msg.session);
       else if (msg.type === 'close') result = await releaseAll();
       else throw new Error(`unknown message ${msg.type}`);
