@@ -1,13 +1,14 @@
 /**
  * Training throughput on the SmolLM2-135M shape (vocab 49152, hidden 576, 30 layers, 9 heads, 3 KV heads,
  * intermediate 1536, tied embeddings), batch 4 x 256, 2 threads: Loom's one-graph training step (LoRA rank 8 on all
- * linear projections, and full fine-tuning) beside the PyTorch 1.13 reference (tools/reference/train_ref.py, run with
- * OPENBLAS_CORETYPE=SkylakeX) in the same run; MFU against the measured ORT MatMul peak; peak RSS per method.
+ * linear projections, and full fine-tuning) beside the PyTorch 1.13 reference (tools/reference/train_ref.py, tuned: see
+ * torchEnv; it prints the BLAS library and OpenBLAS core it ran with) in the same run; MFU against the measured ORT MatMul peak; peak RSS per method.
  *
  *   npx tsx bench/train/throughput.ts [--steps 2] [--layers 30] [--skip-torch] [--methods lora,full] [--no-arena]
  * Prints JSON lines. Each measurement runs in its own process so peak RSS is per method.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Engine, Graph, type HostTensor, matmul, toOnnx } from '../../src/engine/index.ts';
@@ -194,6 +195,32 @@ function child(extra: string[]): Record<string, unknown> {
   }
 }
 
+/**
+ * The tuned reference: libgomp's threads sleep when idle (PASSIVE) instead of spinning against OpenBLAS's for the
+ * same cores, both pools sized to the bench's threads, and the OpenBLAS kernels that match this CPU (AVX-512 →
+ * SkylakeX, AVX2 → Haswell). Untuned, PyTorch reads about 3x slower here. Any of these set by the caller wins.
+ */
+function torchEnv(): Record<string, string> {
+  let flags = '';
+  try {
+    flags =
+      readFileSync('/proc/cpuinfo', 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith('flags')) ?? '';
+  } catch {
+    flags = '';
+  }
+  const core = /\bavx512f\b/.test(flags) ? 'SkylakeX' : /\bavx2\b/.test(flags) ? 'Haswell' : undefined;
+  const env: Record<string, string> = {
+    OMP_WAIT_POLICY: 'PASSIVE',
+    OMP_NUM_THREADS: String(THREADS),
+    OPENBLAS_NUM_THREADS: String(THREADS),
+    ...(core ? { OPENBLAS_CORETYPE: core } : {}),
+  };
+  for (const k of Object.keys(env)) if (process.env[k]) env[k] = process.env[k]!;
+  return env;
+}
+
 function torch(method: string): Record<string, unknown> {
   const r = spawnSync(
     '/usr/bin/python3',
@@ -208,7 +235,7 @@ function torch(method: string): Record<string, unknown> {
       '--steps',
       String(STEPS),
     ],
-    { encoding: 'utf8', env: { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX' } },
+    { encoding: 'utf8', env: { ...process.env, ...torchEnv() } },
   );
   try {
     return JSON.parse(r.stdout.trim().split('\n').pop() ?? '');

@@ -10,8 +10,10 @@ Usage: OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 tools/reference/train_ref.py 
          --vocab 49152 --hidden 576 --layers 30 --heads 9 --kv-heads 3 --inter 1536 --batch 4 --seq 256 --steps 3
 """
 import argparse
+import ctypes
 import json
 import math
+import os
 import resource
 import time
 
@@ -107,6 +109,30 @@ class Model(nn.Module):
         return F.cross_entropy(logits[:, :-1].reshape(-1, self.a.vocab), labels[:, 1:].reshape(-1))
 
 
+def blas_info():
+    """Which BLAS this process really loaded (Debian's torch takes whatever libblas.so.3 alternative is active;
+    without libopenblas0-pthread that is the slow reference BLAS) and, for OpenBLAS, the core kernels it runs."""
+    libs = set()
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split()[-1] if line.count("/") else ""
+            if "blas" in path.rsplit("/", 1)[-1] or "lapack" in path.rsplit("/", 1)[-1]:
+                libs.add(path)
+    core = None
+    for path in sorted(libs):
+        try:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            core = lib.openblas_get_corename().decode()
+            break
+        except (OSError, AttributeError):
+            continue
+    return {"blas_libs": sorted(os.path.realpath(x) for x in libs), "openblas_core": core,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+            "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--method", choices=["lora", "full"], default="lora")
@@ -146,7 +172,8 @@ def main():
                       "batch": a.batch, "seq": a.seq, "step_s": round(step, 3),
                       "tokens_per_s": round(a.batch * a.seq / step, 1), "cpu_s": round(cpu, 2),
                       "tokens_per_cpu_s": round(a.batch * a.seq / cpu, 1), "peak_rss_mb": round(rss),
-                      "trainable": sum(q.numel() for q in params), "torch": torch.__version__}))
+                      "trainable": sum(q.numel() for q in params), "torch": torch.__version__,
+                      "torch_threads": torch.get_num_threads(), **blas_info()}))
 
 
 if __name__ == "__main__":
