@@ -103,7 +103,8 @@ export const VERBS: readonly Verb[] = [
   {
     name: 'export',
     term: 'export [options] <run-or-model-dir>',
-    summary: 'write a trained model for other runtimes: merged HF folder, PEFT adapter, GGUF (llama.cpp / Ollama)',
+    summary:
+      'write a trained model for other runtimes: merged HF folder, PEFT adapter, ONNX (transformers.js), GGUF (llama.cpp / Ollama); checks the round trip',
     load: async () => (await import('./export.ts')).registerExport,
   },
   {
