@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { Engine, Graph, type HostTensor, matmul, toOnnx } from '../../src/engine/index.ts';
 import { type LlamaConfig, presetConfig } from '../../src/models/config.ts';
 import { newModel } from '../../src/models/folder.ts';
-import { buildTrainGraphs, type Method } from '../../src/train/graph.ts';
+import { buildTrainGraphs } from '../../src/train/graph.ts';
+import type { Method, MethodOptions } from '../../src/train/options.ts';
 import { Rng } from '../../src/train/rng.ts';
 
 const args = process.argv.slice(2);
@@ -81,34 +82,38 @@ async function matmulPeak(): Promise<{ peak_gflops: number; peak_gflops_per_cpu_
   }
 }
 
+function benchOptions(method: Method): MethodOptions {
+  const common = { optim: { weightDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, maxGradNorm: 1 }, packing: false };
+  const lora = {
+    rank: RANK,
+    alpha: 2 * RANK,
+    scale: 2,
+    dropout: 0,
+    targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+    useRslora: false,
+  };
+  switch (method) {
+    case 'lora':
+      return { ...common, method, lora };
+    case 'qlora':
+      return { ...common, method, lora, quantBlockSize: 32 };
+    case 'full':
+      return { ...common, method };
+    case 'freeze':
+      return { ...common, method, freezeLayers: 1, freezeModules: ['all'] };
+    case 'prefix':
+      return { ...common, method, numVirtualTokens: 16 };
+  }
+}
+
 async function loomStep(method: Method): Promise<Record<string, unknown>> {
   const m = model();
   let weights: ReturnType<typeof newModel> | undefined = newModel(m, 0);
   const t0 = performance.now();
-  const graphs = buildTrainGraphs(
-    m,
-    weights!,
-    {
-      method,
-      loraRank: RANK,
-      loraScale: 2,
-      loraDropout: 0,
-      loraTargets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
-      quantBlockSize: 32,
-      freezeLayers: 1,
-      freezeModules: ['all'],
-      numVirtualTokens: 16,
-      weightDecay: 0,
-      beta1: 0.9,
-      beta2: 0.999,
-      eps: 1e-8,
-      maxGradNorm: 1,
-      packing: false,
-    },
-    () => new Rng(1),
-    new Map(),
-    { accumulate: false, evaluate: false },
-  );
+  const graphs = buildTrainGraphs(m, weights!, benchOptions(method), () => new Rng(1), new Map(), {
+    accumulate: false,
+    evaluate: false,
+  });
   const buildS = (performance.now() - t0) / 1000;
   const e = await Engine.create({ threads: THREADS });
   try {

@@ -2,12 +2,12 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { loraAlpha, loraScale, loraTargets } from '../config/train.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.ts';
 import { loomVersion } from '../core/version.ts';
 import { mergeLoraInto, writeLoraAdapter, writeMergedModel, writePrefixAdapter } from '../models/peft.ts';
 import type { Float32Named, Float32Tensor } from '../models/safetensors.ts';
 import { lossChartHtml, MetricsLog } from './metrics.ts';
+import type { MethodOptions } from './options.ts';
 import type { Prepared } from './prepare.ts';
 import type { TrainJob } from './trainer.ts';
 
@@ -86,19 +86,20 @@ function parentRun(modelDir: string): string[] {
 export function writeArtefacts(
   job: TrainJob,
   p: Prepared,
+  mo: MethodOptions,
   named: readonly Float32Named[],
   outputDir: string,
 ): string[] {
-  const c = job.config;
   const files: string[] = [];
-  if (c.finetuning_type === 'lora' || c.finetuning_type === 'qlora') {
+  if (mo.method === 'lora' || mo.method === 'qlora') {
+    const lora = mo.lora;
     files.push(
       ...writeLoraAdapter(join(outputDir, 'adapter'), named, {
-        r: c.lora_rank,
-        alpha: loraAlpha(c),
-        dropout: c.lora_dropout,
-        targetModules: loraTargets(c),
-        useRslora: c.use_rslora,
+        r: lora.rank,
+        alpha: lora.alpha,
+        dropout: lora.dropout,
+        targetModules: lora.targets,
+        useRslora: lora.useRslora,
         baseModel: p.modelDir,
       }),
     );
@@ -106,15 +107,11 @@ export function writeArtefacts(
       const w = new Map<string, Float32Named>(
         [...p.weights].map(([n, t]) => [n, { name: n, dims: t.dims, data: t.data }]),
       );
-      mergeLoraInto(
-        w,
-        named,
-        loraScale({ lora_rank: c.lora_rank, lora_alpha: loraAlpha(c), use_rslora: c.use_rslora }),
-      );
+      mergeLoraInto(w, named, lora.scale);
       files.push(...writeMergedModel(p.modelDir, join(outputDir, 'merged'), w));
     }
-  } else if (c.finetuning_type === 'prefix') {
-    files.push(...writePrefixAdapter(join(outputDir, 'adapter'), named[0]!, p.model, p.modelDir, c.num_virtual_tokens));
+  } else if (mo.method === 'prefix') {
+    files.push(...writePrefixAdapter(join(outputDir, 'adapter'), named[0]!, p.model, p.modelDir, mo.numVirtualTokens));
   } else {
     const w = new Map<string, Float32Tensor>(p.weights);
     for (const t of named) w.set(t.name, { dtype: 'float32', dims: t.dims, data: t.data });

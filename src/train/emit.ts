@@ -1,10 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { loraAlpha, type TrainConfig } from '../config/train.ts';
+import type { TrainConfig } from '../config/train.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.ts';
 import { LoomError } from '../core/errors.ts';
 import { registryEntryFor } from '../data/formats/llamafactory.ts';
+import { loraOptions } from './options.ts';
 
 /**
  * Scale-out hand-off: the same job written for an existing distributed trainer (LLaMA-Factory, Axolotl, TRL), with
@@ -241,12 +242,13 @@ function emitLlamaFactory(c: TrainConfig, o: EmitOptions, warnings: string[]): E
     finetuning_type: c.finetuning_type === 'qlora' ? 'lora' : c.finetuning_type,
   };
   if (c.finetuning_type === 'lora' || c.finetuning_type === 'qlora') {
+    const lo = loraOptions(c);
     Object.assign(method, {
-      lora_rank: c.lora_rank,
-      lora_alpha: loraAlpha(c),
-      lora_dropout: c.lora_dropout,
+      lora_rank: lo.rank,
+      lora_alpha: lo.alpha,
+      lora_dropout: lo.dropout,
       lora_target: c.lora_target === 'all-linear' ? 'all' : c.lora_target.join(','),
-      use_rslora: c.use_rslora,
+      use_rslora: lo.useRslora,
     });
   }
   if (c.finetuning_type === 'qlora') Object.assign(method, { quantization_bit: 4, quantization_method: 'bnb' });
@@ -333,14 +335,15 @@ function emitAxolotl(c: TrainConfig, o: EmitOptions, warnings: string[]): EmitRe
     c.lr_scheduler_type === 'linear' ? 'linear' : c.lr_scheduler_type === 'constant' ? 'constant' : 'cosine';
   const adapter: Record<string, unknown> = {};
   if (c.finetuning_type === 'lora' || c.finetuning_type === 'qlora') {
+    const lo = loraOptions(c);
     Object.assign(adapter, {
       adapter: c.finetuning_type,
       ...(c.finetuning_type === 'qlora' ? { load_in_4bit: true } : {}),
-      lora_r: c.lora_rank,
-      lora_alpha: loraAlpha(c),
-      lora_dropout: c.lora_dropout,
+      lora_r: lo.rank,
+      lora_alpha: lo.alpha,
+      lora_dropout: lo.dropout,
       ...(c.lora_target === 'all-linear' ? { lora_target_linear: true } : { lora_target_modules: c.lora_target }),
-      peft_use_rslora: c.use_rslora,
+      peft_use_rslora: lo.useRslora,
     });
   }
   if (c.finetuning_type === 'freeze') {
@@ -440,11 +443,12 @@ function emitTrl(c: TrainConfig, o: EmitOptions, warnings: string[]): EmitResult
   const data = copyData(c, o, join(o.outDir, 'data'), files);
   const { dist, dsFile } = writeDistributed(c, o, files);
   const sched = schedulerFor(c);
+  const lo = loraOptions(c);
   const peft =
     c.finetuning_type === 'lora' || c.finetuning_type === 'qlora'
-      ? `LoraConfig(r=${c.lora_rank}, lora_alpha=${loraAlpha(c)}, lora_dropout=${c.lora_dropout}, ` +
+      ? `LoraConfig(r=${lo.rank}, lora_alpha=${lo.alpha}, lora_dropout=${lo.dropout}, ` +
         `target_modules=${c.lora_target === 'all-linear' ? '"all-linear"' : pyList(c.lora_target)}, ` +
-        `use_rslora=${c.use_rslora ? 'True' : 'False'}, bias="none", task_type="CAUSAL_LM")`
+        `use_rslora=${lo.useRslora ? 'True' : 'False'}, bias="none", task_type="CAUSAL_LM")`
       : c.finetuning_type === 'prefix'
         ? `PrefixTuningConfig(num_virtual_tokens=${c.num_virtual_tokens}, prefix_projection=False, task_type="CAUSAL_LM")`
         : 'None';

@@ -1,4 +1,3 @@
-import type { FINETUNING_TYPES } from '../config/train.ts';
 import { LoomError } from '../core/errors.ts';
 import {
   add,
@@ -25,6 +24,7 @@ import {
 } from '../engine/index.ts';
 import { type LlamaConfig, parameterCount } from '../models/config.ts';
 import { buildLlama, type KvHook, type LinearHook, type WeightSource } from '../models/llama.ts';
+import type { MethodOptions } from './options.ts';
 import { packedBytes, quantize4 } from './quant.ts';
 import type { Rng } from './rng.ts';
 
@@ -38,27 +38,6 @@ import type { Rng } from './rng.ts';
  * tensors cross into JS. With gradient accumulation, a grad-only graph runs for the first K-1 micro-batches and the
  * step graph adds their summed gradients (input `grad_in.<param>`) to its own before clipping.
  */
-export type Method = (typeof FINETUNING_TYPES)[number];
-
-export interface MethodOptions {
-  method: Method;
-  loraRank: number;
-  loraScale: number;
-  loraDropout: number;
-  loraTargets: string[];
-  quantBlockSize: number;
-  freezeLayers: number;
-  freezeModules: string[];
-  numVirtualTokens: number;
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  maxGradNorm: number;
-  /** Additive attention mask input (needed for packing). */
-  packing: boolean;
-}
-
 export interface ParamInfo {
   name: string;
   dims: number[];
@@ -71,6 +50,8 @@ export interface ParamInfo {
 export interface DropoutInput {
   name: string;
   features: number;
+  /** Probability of zeroing a feature (the LoRA dropout). */
+  rate: number;
 }
 
 export interface TrainGraphs {
@@ -171,14 +152,15 @@ function buildForward(
   let linear: LinearHook | undefined;
   let kv: KvHook | undefined;
   let trainable: ((name: string) => boolean) | undefined;
-  const lora = o.method === 'lora' || o.method === 'qlora';
+  const lora = o.method === 'lora' || o.method === 'qlora' ? o.lora : undefined;
+  const qlora = o.method === 'qlora' ? o : undefined;
   if (o.method === 'full') trainable = () => true;
   if (o.method === 'freeze') trainable = freezeSelector(model, o.freezeLayers, o.freezeModules);
 
   // QLoRA: nibble mask and shift are fed at run time so ORT cannot constant-fold the dequantised weights back to fp32.
   let nibble: Tensor | undefined;
   let shift: Tensor | undefined;
-  if (o.method === 'qlora') {
+  if (qlora) {
     nibble = g.input('qlora_nibble_mask', 'uint8', []);
     shift = g.input('qlora_nibble_shift', 'uint8', []);
   }
@@ -188,14 +170,14 @@ function buildForward(
       const short = /\.(\w+)$/.exec(ctx.name)?.[1] ?? '';
       const isProj = ctx.layer >= 0 && PROJ.test(ctx.name);
       let base: Tensor;
-      if (o.method === 'qlora' && isProj) {
+      if (qlora && isProj) {
         const w = ctx.hostWeight();
         const [outF, inF] = w.dims as [number, number];
-        const q = quantize4(f32(w), outF, inF, o.quantBlockSize);
+        const q = quantize4(f32(w), outF, inF, qlora.quantBlockSize);
         st.quant.fp32Bytes += outF * inF * 4;
-        st.quant.quantBytes += packedBytes(outF, inF, o.quantBlockSize);
+        st.quant.quantBytes += packedBytes(outF, inF, qlora.quantBlockSize);
         st.quant.modules++;
-        const bs = o.quantBlockSize;
+        const bs = qlora.quantBlockSize;
         const half = (q.blocks * bs) / 2;
         const packed = g.constant({ dtype: 'uint8', dims: [outF, half], data: q.packed });
         const scales = g.constant({ dtype: 'float32', dims: [outF, q.blocks, 1], data: q.scales });
@@ -212,20 +194,20 @@ function buildForward(
       } else {
         base = ctx.base(ctx.x);
       }
-      if (!isProj || !o.loraTargets.includes(short)) return base;
+      if (!isProj || !lora.targets.includes(short)) return base;
       const w = ctx.hostWeight();
       const [outF, inF] = w.dims as [number, number];
-      const A = addParam(`${ctx.name}.lora_A.weight`, [o.loraRank, inF], initLoraA(rng, o.loraRank, inF), true);
-      const B = addParam(`${ctx.name}.lora_B.weight`, [outF, o.loraRank], new Float32Array(outF * o.loraRank), true);
+      const A = addParam(`${ctx.name}.lora_A.weight`, [lora.rank, inF], initLoraA(rng, lora.rank, inF), true);
+      const B = addParam(`${ctx.name}.lora_B.weight`, [outF, lora.rank], new Float32Array(outF * lora.rank), true);
       let xin = ctx.x;
-      if (withDropout && o.loraDropout > 0) {
+      if (withDropout && lora.dropout > 0) {
         const name = `dropout.${ctx.name}`;
         const m = g.input(name, 'float32', ['batch_size', 'sequence_length', inF]);
-        st.dropout.push({ name, features: inF });
+        st.dropout.push({ name, features: inF, rate: lora.dropout });
         xin = mul(xin, m);
       }
       const delta = matmul(matmul(xin, transpose(A, [1, 0])), transpose(B, [1, 0]));
-      return add(base, mul(delta, o.loraScale));
+      return add(base, mul(delta, lora.scale));
     };
   }
 
@@ -293,8 +275,8 @@ export function buildTrainGraphs(
     gs = grads.map((gr, i) => add(gr, g.input(`grad_in.${st.params[i]!.name}`, 'float32', st.params[i]!.dims)));
   const norm64 = globalNorm64(gs);
   g.output('grad_norm', cast(norm64, 'float32'));
-  if (o.maxGradNorm > 0) {
-    const c = div(o.maxGradNorm, add(norm64, 1e-6));
+  if (o.optim.maxGradNorm > 0) {
+    const c = div(o.optim.maxGradNorm, add(norm64, 1e-6));
     const coef = cast(where(less(c, 1), c, 1), 'float32');
     gs = gs.map((gr) => mul(gr, coef));
   }
@@ -306,10 +288,10 @@ export function buildTrainGraphs(
     const gr = gs[i]!;
     const m = g.input(`exp_avg.${p.name}`, 'float32', p.dims);
     const v = g.input(`exp_avg_sq.${p.name}`, 'float32', p.dims);
-    const p1 = p.decay && o.weightDecay > 0 ? mul(w, decayFactor) : w;
-    const m1 = add(mul(m, o.beta1), mul(gr, 1 - o.beta1));
-    const v1 = add(mul(v, o.beta2), mul(mul(gr, gr), 1 - o.beta2));
-    const denom = add(div(sqrt(v1), bc2), o.eps);
+    const p1 = p.decay && o.optim.weightDecay > 0 ? mul(w, decayFactor) : w;
+    const m1 = add(mul(m, o.optim.beta1), mul(gr, 1 - o.optim.beta1));
+    const v1 = add(mul(v, o.optim.beta2), mul(mul(gr, gr), 1 - o.optim.beta2));
+    const denom = add(div(sqrt(v1), bc2), o.optim.eps);
     const p2 = sub(p1, mul(div(m1, denom), stepSize));
     g.output(`new.${p.name}`, p2);
     g.output(`new_exp_avg.${p.name}`, m1);

@@ -144,7 +144,6 @@ export class TrainLoop {
   }
 
   private extraFeeds(b: Batch): Record<string, HostTensor> {
-    const c = this.c;
     const f: Record<string, HostTensor> = {};
     if (this.graphs.quant) {
       f.qlora_nibble_mask = tensor('uint8', [], Uint8Array.of(15));
@@ -153,8 +152,8 @@ export class TrainLoop {
     for (const d of this.graphs.dropout) {
       const n = b.batch * b.seq * d.features;
       const mask = new Float32Array(n);
-      const keep = 1 / (1 - c.lora_dropout);
-      for (let i = 0; i < n; i++) mask[i] = this.rng.next() < c.lora_dropout ? 0 : keep;
+      const keep = 1 / (1 - d.rate);
+      for (let i = 0; i < n; i++) mask[i] = this.rng.next() < d.rate ? 0 : keep;
       f[d.name] = tensor('float32', [b.batch, b.seq, d.features], mask);
     }
     return f;

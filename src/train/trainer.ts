@@ -1,12 +1,13 @@
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
-import { loraAlpha, loraScale, loraTargets, type TrainConfig } from '../config/train.ts';
+import type { TrainConfig } from '../config/train.ts';
 import { Engine } from '../engine/index.ts';
 import type { Float32Named } from '../models/safetensors.ts';
 import type { Registry } from '../registry/db.ts';
 import { closeRun, openRun, runIdOf, writeArtefacts } from './artefacts.ts';
-import { buildTrainGraphs, type MethodOptions } from './graph.ts';
+import { buildTrainGraphs } from './graph.ts';
 import { loadSessions, TrainLoop } from './loop.ts';
+import { methodOptions } from './options.ts';
 import { type Preflight, preflight } from './preflight.ts';
 import { checkJob, loadResume, prepare } from './prepare.ts';
 import { Rng } from './rng.ts';
@@ -98,7 +99,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
     result.params = loop.named();
     if (!result.interrupted) {
       loop.checkpoint(outputDir);
-      result.outputs.push(...writeArtefacts(job, p, result.params, outputDir));
+      result.outputs.push(...writeArtefacts(job, p, mo, result.params, outputDir));
     }
     result.outputs.push(...closeRun(outputDir, run));
     job.registry?.setStatus(run.runId, result.interrupted ? 'interrupted' : 'finished');
@@ -107,24 +108,4 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
   } finally {
     await engine.close();
   }
-}
-
-function methodOptions(c: TrainConfig, packing: boolean): MethodOptions {
-  return {
-    method: c.finetuning_type,
-    loraRank: c.lora_rank,
-    loraScale: loraScale({ lora_rank: c.lora_rank, lora_alpha: loraAlpha(c), use_rslora: c.use_rslora }),
-    loraDropout: c.lora_dropout,
-    loraTargets: loraTargets(c),
-    quantBlockSize: c.quantization_block_size,
-    freezeLayers: c.freeze_trainable_layers,
-    freezeModules: c.freeze_trainable_modules,
-    numVirtualTokens: c.num_virtual_tokens,
-    weightDecay: c.weight_decay,
-    beta1: c.adam_beta1,
-    beta2: c.adam_beta2,
-    eps: c.adam_epsilon,
-    maxGradNorm: c.max_grad_norm,
-    packing,
-  };
 }

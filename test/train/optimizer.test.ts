@@ -5,7 +5,8 @@ import { after, test } from 'node:test';
 import { cast, Engine, Graph, type HostTensor, toOnnx } from '../../src/engine/index.ts';
 import { loadWeights, openModelFolder } from '../../src/models/folder.ts';
 import { SafetensorsReader } from '../../src/models/safetensors.ts';
-import { buildTrainGraphs, globalNorm64, type MethodOptions } from '../../src/train/graph.ts';
+import { buildTrainGraphs, globalNorm64 } from '../../src/train/graph.ts';
+import type { MethodOptions } from '../../src/train/options.ts';
 import { Rng } from '../../src/train/rng.ts';
 import { tinyProject } from './helpers.ts';
 
@@ -44,19 +45,7 @@ async function runCase(maxGradNorm: number, gradScale: number): Promise<void> {
   const weights = loadWeights(join(dir, 'model'));
   const o: MethodOptions = {
     method: 'full',
-    loraRank: 4,
-    loraScale: 1,
-    loraDropout: 0,
-    loraTargets: [],
-    quantBlockSize: 32,
-    freezeLayers: 1,
-    freezeModules: ['all'],
-    numVirtualTokens: 4,
-    weightDecay: 0.1,
-    beta1: 0.9,
-    beta2: 0.95,
-    eps: 1e-6,
-    maxGradNorm,
+    optim: { weightDecay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-6, maxGradNorm },
     packing: false,
   };
   const graphs = buildTrainGraphs(model, weights, o, () => new Rng(1), new Map(), {
@@ -75,9 +64,9 @@ async function runCase(maxGradNorm: number, gradScale: number): Promise<void> {
       loss_weights: { dtype: 'float32', dims: [1, 4], data: Float32Array.of(1, 1, 1, 1) },
       position_ids: { dtype: 'int64', dims: [1, 4], data: BigInt64Array.of(0n, 1n, 2n, 3n) },
       loss_scale: { dtype: 'float32', dims: [], data: Float32Array.of(0) },
-      decay_factor: { dtype: 'float32', dims: [], data: Float32Array.of(1 - lr * o.weightDecay) },
-      step_size: { dtype: 'float32', dims: [], data: Float32Array.of(lr / (1 - o.beta1 ** t)) },
-      bias_correction2_sqrt: { dtype: 'float32', dims: [], data: Float32Array.of(Math.sqrt(1 - o.beta2 ** t)) },
+      decay_factor: { dtype: 'float32', dims: [], data: Float32Array.of(1 - lr * o.optim.weightDecay) },
+      step_size: { dtype: 'float32', dims: [], data: Float32Array.of(lr / (1 - o.optim.beta1 ** t)) },
+      bias_correction2_sqrt: { dtype: 'float32', dims: [], data: Float32Array.of(Math.sqrt(1 - o.optim.beta2 ** t)) },
     };
     const inputs = new Map<string, { p: Float32Array; g: Float32Array; m: Float32Array; v: Float32Array }>();
     let sq = 0;
@@ -116,10 +105,10 @@ async function runCase(maxGradNorm: number, gradScale: number): Promise<void> {
         Float64Array.from(e.v),
         {
           lr,
-          wd: o.weightDecay,
-          b1: o.beta1,
-          b2: o.beta2,
-          eps: o.eps,
+          wd: o.optim.weightDecay,
+          b1: o.optim.beta1,
+          b2: o.optim.beta2,
+          eps: o.optim.eps,
           t,
           coef,
           decay,
@@ -169,19 +158,9 @@ test('AdamW + clipping match a committed PyTorch 1.13 step (tools/reference/adam
   // settings of the fixture: lr 3e-3, betas (0.9, 0.95), eps 1e-6, weight decay 0.1 (not on the norm), clip 1.0, t = 3
   const o: MethodOptions = {
     method: 'freeze',
-    loraRank: 4,
-    loraScale: 1,
-    loraDropout: 0,
-    loraTargets: [],
-    quantBlockSize: 32,
     freezeLayers: 1,
     freezeModules: ['q_proj', 'input_layernorm'],
-    numVirtualTokens: 4,
-    weightDecay: 0.1,
-    beta1: 0.9,
-    beta2: 0.95,
-    eps: 1e-6,
-    maxGradNorm: 1,
+    optim: { weightDecay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-6, maxGradNorm: 1 },
     packing: false,
   };
   const graphs = buildTrainGraphs(model, loadWeights(join(dir, 'model')), o, () => new Rng(1), new Map(), {
