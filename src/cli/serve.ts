@@ -6,6 +6,7 @@ import { loadServeConfig, type ServeConfig, serveSchema } from '../config/serve.
 import { LoomError } from '../core/errors.ts';
 import { Registry } from '../registry/db.ts';
 import { ApiKeys } from '../registry/keys.ts';
+import { RequestLog } from '../registry/request-log.ts';
 import { buildGateway, type Gateway } from '../serve/app.ts';
 import { keyAuth } from '../serve/auth.ts';
 import { openBackend, type ServedModel } from '../serve/backends.ts';
@@ -23,6 +24,8 @@ export interface ServeStartOptions {
   registry?: string;
   /** Called with the gateway before it listens: `--studio` mounts the Studio's routes here. */
   mount?: (gateway: Gateway) => (() => Promise<void>) | undefined;
+  /** false = no request log whatever serve.yaml says (`loom serve --no-request-log`). */
+  requestLog?: boolean;
 }
 
 export interface RunningServer {
@@ -84,6 +87,11 @@ export async function startServe(target: string, opts: ServeStartOptions = {}): 
   const keys = new ApiKeys(registry);
   // Keys are checked on every request once any exists; with none, nothing guards the models, so loopback only.
   const auth = keys.activeCount() > 0 ? keyAuth(keys) : undefined;
+  const rl = config.request_log;
+  const log =
+    rl.enabled && opts.requestLog !== false
+      ? new RequestLog(registry, { retentionDays: rl.retention_days, maxChars: rl.max_chars })
+      : undefined;
   if (!auth) {
     process.stderr.write(
       `loom serve: no API key configured (loom keys create), serving without auth on loopback only${LOOPBACK.has(host) ? '' : `, not ${host}`} / 未配置 API 密钥，无鉴权，仅监听本机\n`,
@@ -101,7 +109,14 @@ export async function startServe(target: string, opts: ServeStartOptions = {}): 
       });
       models.push(await openBackend(m, baseDir, limiter));
     }
-    gateway = buildGateway({ models, limits: config.limits, logLevel: opts.logLevel, guard: config.guard, ...auth });
+    gateway = buildGateway({
+      models,
+      limits: config.limits,
+      logLevel: opts.logLevel,
+      guard: config.guard,
+      onLog: log ? (e) => log.append(e) : undefined,
+      ...auth,
+    });
     const unmount = opts.mount?.(gateway);
     const url = await listenGateway(gateway, host, port);
     const gw = gateway;
@@ -112,6 +127,8 @@ export async function startServe(target: string, opts: ServeStartOptions = {}): 
       close: async () => {
         await gw.drain();
         await unmount?.();
+        // Request-log writes are queued with setImmediate after each reply: let the last ones land first.
+        await new Promise((r) => setImmediate(r));
         for (const m of models) await m.close();
         registry.close();
       },
@@ -130,6 +147,7 @@ interface ServeCliOptions {
   logLevel: string;
   studio?: boolean;
   project: string;
+  requestLog: boolean;
 }
 
 export function registerServe(program: Command): void {
@@ -141,6 +159,7 @@ export function registerServe(program: Command): void {
     .option('--dry-run', 'validate the config and print the memory estimate of the configured models, then exit')
     .option('--studio', 'also serve the Studio web UI at /studio (Playground and Monitor use these models)')
     .option('--project <dir>', 'project folder the Studio shows (with --studio)', '.')
+    .option('--no-request-log', 'keep no request log in the registry (default: on, PII-redacted, 30-day retention)')
     .option('--log-level <level>', 'pino log level on stderr: fatal, error, warn, info, debug, silent', 'info')
     .addHelpText(
       'after',
@@ -158,7 +177,14 @@ export function registerServe(program: Command): void {
       const mount = o.studio
         ? (gw: Gateway) => mountStudio(gw.app, { projectDir: resolve(o.project), gateway: gw }, '/studio')
         : undefined;
-      const s = await startServe(target, { host: o.host, port, overrides, logLevel: o.logLevel, mount });
+      const s = await startServe(target, {
+        host: o.host,
+        port,
+        overrides,
+        logLevel: o.logLevel,
+        mount,
+        requestLog: o.requestLog,
+      });
       process.stdout.write(`listening on ${s.url}\n`);
       if (o.studio) process.stdout.write(`studio on ${s.url}/studio/\n`);
       let stopping = false;

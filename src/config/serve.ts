@@ -72,6 +72,15 @@ export const serveSchema = z
       })
       .strict()
       .prefault({}),
+    /** One registry row per generation, PII-redacted before writing (src/registry/request-log.ts). */
+    request_log: z
+      .object({
+        enabled: z.boolean().default(true),
+        retention_days: z.number().min(0).default(30),
+        max_chars: z.number().int().min(0).default(4000),
+      })
+      .strict()
+      .prefault({}),
     /** Input and output guarding for every model; per-model overrides under `guard.routes.<model name>`. */
     guard: guardConfig.optional(),
   })

@@ -9,6 +9,7 @@ import pino from 'pino';
 import type { GuardConfigInput } from '../config/guard.ts';
 import type { ChatResult } from '../core/types.ts';
 import { ServeMetrics } from '../monitor/metrics.ts';
+import type { RequestLogEntry } from '../registry/request-log.ts';
 import type { ServedModel } from './backends.ts';
 import { runGeneration, toApiError } from './generation.ts';
 import { type GuardedStream, promptTextOf, ServeGuard } from './guard-middleware.ts';
@@ -39,6 +40,8 @@ export interface GatewayOptions {
   authorize?: (req: FastifyRequest, model: string) => void;
   /** Told the usage of every finished generation (key budgets). */
   onUsage?: (req: FastifyRequest, r: ChatResult) => void;
+  /** Told every finished generation (after the reply went out): the request log. */
+  onLog?: (e: RequestLogEntry) => void;
   /** serve.yaml `guard:`; absent = requests and replies pass unguarded. */
   guard?: GuardConfigInput;
 }
@@ -178,6 +181,32 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     let messages = chat ? toMessages(chat) : undefined;
     let prompt = kind === 'text' ? [(body as { prompt: string | string[] }).prompt].flat()[0] : undefined;
     const userText = promptTextOf(messages, prompt);
+    const asked = { messages, prompt };
+    const logged = (status: number, reply: string, r?: ChatResult, guardOutput?: string) => {
+      const onLog = opts.onLog;
+      if (!onLog) return;
+      const e: RequestLogEntry = {
+        requestId: req.id,
+        model: model.name,
+        route: kind,
+        status,
+        ...asked,
+        reply,
+        promptTokens: r?.usage.promptTokens,
+        completionTokens: r?.usage.completionTokens,
+        latencyMs: reply_elapsed(req) * 1000,
+        guardInput: verdict?.verdict.action,
+        guardOutput,
+      };
+      // Off the response path: redaction and the SQLite write never add to a client's latency.
+      setImmediate(() => {
+        try {
+          onLog(e);
+        } catch (err) {
+          req.log.error({ err }, 'request log write failed');
+        }
+      });
+    };
     const verdict = guard?.input(model.name, messages, prompt);
     if (verdict) ({ messages, prompt } = verdict);
     const disconnect = new AbortController();
@@ -215,6 +244,12 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       if (out?.refused && !refusedInput) reply.header('x-loom-guard', 'output-refused');
       const text = out?.text ?? r.text;
       const reason = out?.refused ? 'content_filter' : finish(r);
+      logged(
+        200,
+        text,
+        refusedInput ? undefined : r,
+        refusedInput ? undefined : out && 'verdict' in out ? out.verdict.action : undefined,
+      );
       const choice =
         kind === 'chat'
           ? {
@@ -269,9 +304,14 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       });
       if (kind === 'chat') send(chunk(null, null, true));
     };
+    let streamedText = '';
     const emit = (d: string) => {
-      if (!moderated) return send(chunk(d, null));
+      if (!moderated) {
+        streamedText += d;
+        return send(chunk(d, null));
+      }
       const out = moderated.push(d);
+      streamedText += out;
       if (out) send(chunk(out, null));
       if (moderated.blocked) guardStop.abort(new Error('reply refused by the guard'));
     };
@@ -286,6 +326,7 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       usageChunk({ text: '', finishReason: 'stop', usage: { promptTokens: 0, completionTokens: 0 } });
       if (!raw.destroyed) raw.end('data: [DONE]\n\n');
       record(req, 200);
+      logged(200, verdict.refusal);
       return reply;
     }
     try {
@@ -293,6 +334,8 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       opts.onUsage?.(req, r);
       const rest = moderated?.end();
       if (rest) send(chunk(rest, null));
+      streamedText += rest ?? '';
+      logged(200, moderated ? streamedText : r.text, r, moderated?.verdict?.action);
       send(chunk(null, moderated?.blocked ? 'content_filter' : finish(r)));
       usageChunk(r);
       if (!raw.destroyed) raw.end('data: [DONE]\n\n');
@@ -304,6 +347,7 @@ export function buildGateway(opts: GatewayOptions): Gateway {
         send(chunk(null, 'content_filter'));
         if (!raw.destroyed) raw.end('data: [DONE]\n\n');
         record(req, 200);
+        logged(200, streamedText, undefined, 'block');
         return reply;
       }
       if (!open) throw e;
@@ -313,6 +357,7 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       send(err.body());
       if (!raw.destroyed) raw.end();
       record(req, disconnect.signal.aborted ? 499 : err.status);
+      logged(disconnect.signal.aborted ? 499 : err.status, streamedText);
     }
     return reply;
   };

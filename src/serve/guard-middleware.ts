@@ -86,6 +86,9 @@ export class GuardedStream {
   get blocked(): boolean {
     return this.m.blocked;
   }
+  get verdict(): Verdict | undefined {
+    return this.m.verdict;
+  }
   push(d: string): string {
     const out = this.m.push(d);
     if (this.m.blocked) this.done();
