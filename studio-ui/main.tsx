@@ -150,7 +150,7 @@ function Chart({ title, points, field }: { title: string; points: Curve[]; field
   useEffect(() => {
     const tr = points.filter((p) => p.split === 'train' && p[field] !== undefined);
     if (!ref.current || tr.length === 0) return;
-    const u = new uPlot({ width: 340, height: 200, title, series: [{}, { label: title, stroke: '#1f3a5f' }] },
+    const u = new uPlot({ width: 340, height: 200, title, scales: { x: { time: false } }, series: [{ label: 'step' }, { label: title, stroke: '#1f3a5f' }] },
       [tr.map((p) => p.step), tr.map((p) => p[field] as number)], ref.current);
     return () => u.destroy();
   }, [points]);
