@@ -1,0 +1,133 @@
+/**
+ * Batch-1 greedy decode through the generation path (CausalLM + generateIds: resident KV cache, in-graph argmax)
+ * beside llama.cpp (node-llama-cpp 3.21.1, CPU, F32 weights and F32 KV cache) on the same random weights, exported
+ * by `loom export --format gguf`. Each side runs in its own child process so peak RSS is its own.
+ * Prints one JSON line per side and one with the ratios.
+ * Usage: npx tsx bench/generate/vs-llama-cpp.ts [threads] [--layers N] [--new N]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const args = process.argv.slice(2);
+const opt = (name: string, d: number): number => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : d;
+};
+const threads = Number(args.find((a) => /^\d+$/.test(a)) ?? 2);
+const layers = opt('--layers', 30);
+const newTokens = opt('--new', 128);
+const PROMPT = 32;
+const prompt = (V: number): number[] => Array.from({ length: PROMPT }, (_, i) => (i * 7919 + 13) % V);
+const side = process.env.LOOM_BENCH_SIDE;
+
+async function loomSide(dir: string): Promise<Record<string, number>> {
+  const { CausalLM } = await import('../../src/generate/causal-lm.ts');
+  const { generateIds } = await import('../../src/generate/generate.ts');
+  let t0 = performance.now();
+  const lm = await CausalLM.fromFolder(dir, { threads });
+  await generateIds(lm, [prompt(lm.config.vocabSize)], { maxNewTokens: 1, temperature: 0, eosIds: [] });
+  const load = (performance.now() - t0) / 1000;
+  t0 = performance.now();
+  await generateIds(lm, [prompt(lm.config.vocabSize)], { maxNewTokens: 1, temperature: 0, eosIds: [] });
+  const first = performance.now() - t0;
+  t0 = performance.now();
+  const r = await generateIds(lm, [prompt(lm.config.vocabSize)], {
+    maxNewTokens: newTokens + 1,
+    temperature: 0,
+    eosIds: [],
+  });
+  const decode = (performance.now() - t0 - first) / 1000;
+  await lm.close();
+  const n = (r[0]?.ids.length ?? 1) - 1;
+  return { load_and_first_token_s: +load.toFixed(2), tokens_per_s: +(n / decode).toFixed(1), new_tokens: n };
+}
+
+async function llamaSide(gguf: string, V: number): Promise<Record<string, number>> {
+  const { getLlama } = await import('node-llama-cpp');
+  let t0 = performance.now();
+  const llama = await getLlama({ gpu: false, build: 'never', progressLogs: false, logLevel: 'error' as never });
+  const model = await llama.loadModel({ modelPath: gguf, gpuLayers: 0 });
+  const ctx = await model.createContext({
+    contextSize: 512,
+    threads,
+    experimentalKvCacheKeyType: 'F32',
+    experimentalKvCacheValueType: 'F32',
+  });
+  const load = (performance.now() - t0) / 1000;
+  const run = async (n: number): Promise<number> => {
+    const seq = ctx.getSequence();
+    let count = 0;
+    const start = performance.now();
+    let firstAt = start;
+    // biome-ignore lint/suspicious/noExplicitAny: node-llama-cpp's Token is a branded number
+    for await (const _t of seq.evaluate(prompt(V) as any, { temperature: 0 })) {
+      count++;
+      if (count === 1) firstAt = performance.now();
+      if (count >= n + 1) break;
+    }
+    const secs = (performance.now() - firstAt) / 1000;
+    seq.dispose();
+    return n / secs;
+  };
+  await run(2);
+  t0 = performance.now();
+  const tps = await run(newTokens);
+  await ctx.dispose();
+  await model.dispose();
+  await llama.dispose();
+  return { load_s: +load.toFixed(2), tokens_per_s: +tps.toFixed(1), new_tokens: newTokens };
+}
+
+if (side) {
+  const res =
+    side === 'loom'
+      ? await loomSide(args[args.length - 1]!)
+      : await llamaSide(args[args.length - 2]!, opt('--vocab', 0));
+  const rss = Math.round(process.resourceUsage().maxRSS / 1024);
+  console.log(JSON.stringify({ side, ...res, peak_rss_mb: rss }));
+} else {
+  const { presetConfig } = await import('../../src/models/config.ts');
+  const { newModel, saveModelFolder } = await import('../../src/models/folder.ts');
+  const { tinyTokenizerFiles } = await import('../../src/tokenizer/tiny.ts');
+  const { exportArtefact } = await import('../../src/export/export.ts');
+  const work = mkdtempSync(join(tmpdir(), 'loom-vs-llama-'));
+  try {
+    const cfg = presetConfig('smollm2-135m', { num_hidden_layers: layers });
+    const dir = join(work, 'model');
+    saveModelFolder(dir, { config: cfg, weights: newModel(cfg, 1), tokenizerFiles: tinyTokenizerFiles() });
+    const gguf = exportArtefact({
+      input: dir,
+      format: 'gguf',
+      dtype: 'fp32',
+      out: join(work, 'gguf'),
+      skipCheck: true,
+    });
+    const child = (s: string, extra: string[]): Record<string, number> => {
+      const out = execFileSync(process.execPath, ['--import', 'tsx', import.meta.filename, ...extra], {
+        env: { ...process.env, LOOM_BENCH_SIDE: s },
+        encoding: 'utf8',
+        maxBuffer: 1 << 24,
+      });
+      const line = out.trim().split('\n').pop()!;
+      console.log(line);
+      return JSON.parse(line) as Record<string, number>;
+    };
+    const common = [String(threads), '--new', String(newTokens)];
+    const loom = child('loom', [...common, dir]);
+    const ref = child('llama', [...common, '--vocab', String(cfg.vocabSize), gguf.artefact, 'x']);
+    console.log(
+      JSON.stringify({
+        bench: 'generate.vs_llama_cpp_f32',
+        layers,
+        threads,
+        prompt: PROMPT,
+        decode_ratio: +(loom.tokens_per_s! / ref.tokens_per_s!).toFixed(2),
+        rss_ratio: +(loom.peak_rss_mb! / ref.peak_rss_mb!).toFixed(2),
+      }),
+    );
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
