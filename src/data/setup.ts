@@ -36,6 +36,7 @@ import { expandInputs, ingestOptions, isMalformed, malformedToReject, readInputs
 import { loadTokenCounter, type TokenCounter } from './lint.ts';
 import { normalizeStep } from './normalize.ts';
 import { piiStep, rejectMasker } from './pii.ts';
+import { REJECT_MAX_BYTES, rejectLine } from './reject-cap.ts';
 import { type DataReport, RunReportBuilder } from './report/index.ts';
 import { type ShardSpec, selectShardFiles } from './shard.ts';
 import type { Step, StepContext } from './step.ts';
@@ -106,13 +107,15 @@ export class RejectSink {
     private readonly report: RunReportBuilder,
     /** Applied to every record first (PII masking of rejects, see `rejectMasker`). */
     private readonly transform?: (r: RejectRecord) => RejectRecord,
+    /** Records over this many bytes keep size + sha256 + head of their row instead of the row (reject-cap.ts). */
+    private readonly maxBytes = REJECT_MAX_BYTES,
   ) {}
 
   push(r: RejectRecord): void {
     this.count++;
-    const rec = this.transform ? this.transform(r) : r;
-    this.report.reject(rec);
-    this.pending.push(JSON.stringify(rec));
+    const { line, record } = rejectLine(this.transform ? this.transform(r) : r, this.maxBytes);
+    this.report.reject(record);
+    this.pending.push(line);
   }
 
   async flush(): Promise<void> {
