@@ -125,6 +125,13 @@ export const VERBS: readonly Verb[] = [
     summary: 'run a project pipeline: data → train → eval → export → serve, skipping unchanged stages',
     load: async () => (await import('./project.ts')).registerRun,
   },
+  {
+    name: 'lineage',
+    term: 'lineage [options] <artefact>',
+    summary:
+      'where an artefact came from and what was made from it: data hash → config → checkpoint → export → endpoint → eval',
+    load: async () => (await import('./project.ts')).registerLineage,
+  },
 ];
 
 /** Every verb, fully registered (tests, and anything that wants the whole command tree). */

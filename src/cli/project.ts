@@ -1,9 +1,12 @@
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { LoomError } from '../core/errors.ts';
 import type { StageName } from '../pipeline/config.ts';
 import { initProject } from '../pipeline/init.ts';
+import { lineageOf, renderLineage } from '../pipeline/lineage.ts';
 import { runPipeline } from '../pipeline/run.ts';
 import { TEMPLATES } from '../pipeline/templates.ts';
+import { defaultRegistryPath, Registry } from '../registry/db.ts';
 import { startServe } from './serve.ts';
 
 /** `loom init` and `loom run`: whole projects (thin shells over src/pipeline). */
@@ -78,4 +81,34 @@ export function registerRun(program: Command): void {
         }
       },
     );
+}
+
+export function registerLineage(program: Command): void {
+  program
+    .command('lineage <artefact>')
+    .description(
+      'where an artefact came from and what was made from it: data hash → config → checkpoint → export → endpoint → eval',
+    )
+    .option('--registry <file>', 'registry file (default .loom/registry.db or $LOOM_REGISTRY)')
+    .option('--json', 'print the lineage as JSON')
+    .addHelpText(
+      'after',
+      '\nThe artefact is a path (a file or folder a run wrote) or a run id.\n\nExample:\n  $ loom lineage out/export\n  $ loom lineage out/data/train.jsonl --json\n  $ loom lineage pipeline-eval-20261207T091457-4dfd2a',
+    )
+    .action((artefact: string, o: { registry?: string; json?: boolean }) => {
+      const file = o.registry ?? defaultRegistryPath();
+      if (!existsSync(file)) {
+        throw new LoomError('INPUT_NOT_FOUND', `no registry at ${file} / 找不到注册表`, {
+          file,
+          hint: 'run `loom run pipeline.yaml` in the project folder first, or pass --registry',
+        });
+      }
+      const reg = new Registry(file);
+      try {
+        const l = lineageOf(reg, artefact);
+        process.stdout.write(o.json ? `${JSON.stringify(l, null, 2)}\n` : `${renderLineage(l)}\n`);
+      } finally {
+        reg.close();
+      }
+    });
 }

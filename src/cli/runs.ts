@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { LoomError } from '../core/errors.ts';
 import { defaultRegistryPath, Registry } from '../registry/db.ts';
+import { PipelineStages } from '../registry/pipeline.ts';
 
 /** Opens the registry for reading; a missing file is "no runs yet", not an empty database created as a side effect. */
 function openRegistry(path: string | undefined): Registry | undefined {
@@ -49,6 +50,8 @@ export function registerRuns(program: Command): void {
       const reg = openRegistry(o.registry);
       const run = reg?.getRun(id);
       const metrics = run && reg ? reg.metrics(id) : [];
+      // a `loom run` stage: its input/output content hashes and summary (src/registry/pipeline.ts)
+      const stage = run && reg && run.kind.startsWith('pipeline:') ? new PipelineStages(reg).get(id) : undefined;
       reg?.close();
       if (!run) {
         throw new LoomError('INPUT_NOT_FOUND', `no run '${id}' in the registry`, {
@@ -57,7 +60,7 @@ export function registerRuns(program: Command): void {
         });
       }
       if (o.json) {
-        process.stdout.write(`${JSON.stringify({ run, metrics }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ run, metrics, ...(stage ? { stage } : {}) }, null, 2)}\n`);
         return;
       }
       const last = new Map<string, { step: number; value: number }>();
@@ -74,6 +77,9 @@ export function registerRuns(program: Command): void {
         ...(run.baseModel ? [`  base      ${run.baseModel}${run.baseModelHash ? ` (${run.baseModelHash})` : ''}`] : []),
         ...(run.datasetHash ? [`  dataset   ${run.datasetHash}`] : []),
         ...[...last].map(([k, v]) => `  ${k.padEnd(20)} ${v.value} (step ${v.step})`),
+        ...Object.entries(stage?.inputs ?? {}).map(([p, h]) => `  input     ${p} sha256:${h.slice(0, 16)}`),
+        ...Object.entries(stage?.outputs ?? {}).map(([p, h]) => `  output    ${p} sha256:${h.slice(0, 16)}`),
+        ...(stage?.summary ? stage.summary.split('\n').map((l) => `  | ${l}`) : []),
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
     });

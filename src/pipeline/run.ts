@@ -174,6 +174,9 @@ export async function runPipeline(file: string, opts: RunPipelineOptions = {}): 
           summary: prev.summary,
           seconds: 0,
         });
+        // The upstream stage may have re-run with byte-identical outputs (this stage's inputs hashed unchanged):
+        // the kept run now stands on that newer upstream run, so lineage follows the artefact actually served.
+        if (parent) registry.db.prepare('UPDATE runs SET parent_id = ? WHERE id = ?').run(parent, prev.runId);
         parent = prev.runId;
         continue;
       }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -9,11 +10,13 @@ import { PipelineStages } from '../../src/registry/pipeline.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const MAIN = join(ROOT, 'bin/loom.js');
+// the project's own .loom/registry.db, not one the environment points at
+const { LOOM_REGISTRY: _ignored, ...ENV } = process.env;
 
 function loom(args: string[], cwd: string): ChildProcess {
   return spawn(process.execPath, [MAIN, ...args], {
     cwd,
-    env: { ...process.env, LOOM_REGISTRY: '' },
+    env: ENV,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
@@ -88,9 +91,6 @@ test('customer-service project: loom init, loom run end to end, unchanged stages
   assert.match(edited.err, /== eval: running \(eval\.yaml changed\)/);
   assert.match(edited.err, /== export: running \(output out\/export is missing\)/);
 
-  const only = await run(['run', '--only', 'data', '--force'], dir);
-  assert.deepEqual(statuses(only.out), { data: 'ran' });
-
   // every executed stage is a run in the registry, chained by parent; train's own runs hang under its stage run
   const reg = new Registry(join(dir, '.loom/registry.db'));
   const stages = new PipelineStages(reg);
@@ -101,6 +101,37 @@ test('customer-service project: loom init, loom run end to end, unchanged stages
   assert.equal(trainStage.parentId, runs.find((r) => r.kind === 'pipeline:data')!.id);
   assert.equal(stages.children(trainStage.id).length, 2, 'pretrain + LoRA');
   reg.close();
+
+  // lineage both ways: the export's upstream names data.yaml by its sha256 (computed here, independently)
+  const lin = await run(['lineage', 'out/export', '--json'], dir);
+  assert.equal(lin.code, 0, lin.err);
+  const l = JSON.parse(lin.out) as {
+    target: { kind: string };
+    upstream: { kind: string; inputs?: Record<string, string> }[];
+    downstream: { kind: string }[];
+  };
+  assert.equal(l.target.kind, 'pipeline:export');
+  const dataHash = createHash('sha256')
+    .update(readFileSync(join(dir, 'data.yaml')))
+    .digest('hex');
+  assert.equal(l.upstream.find((n) => n.kind === 'pipeline:data')?.inputs?.['data.yaml'], dataHash);
+  assert.deepEqual(
+    l.upstream.map((n) => n.kind),
+    ['pipeline:eval', 'pipeline:train', 'pipeline:data'],
+  );
+  assert.deepEqual(
+    l.downstream.map((n) => n.kind),
+    ['pipeline:serve'],
+  );
+  const fromData = await run(['lineage', 'out/data/train.jsonl'], dir);
+  assert.equal(fromData.code, 0, fromData.err);
+  assert.match(fromData.out, /downstream[\s\S]*pipeline:serve/);
+  const unknown = await run(['lineage', 'no-such-run'], dir);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.err, /no recorded run made or holds 'no-such-run'/);
+
+  const only = await run(['run', '--only', 'data', '--force'], dir);
+  assert.deepEqual(statuses(only.out), { data: 'ran' });
 });
 
 test('a pipeline killed during training resumes: data skips, train continues from its checkpoint', async () => {
