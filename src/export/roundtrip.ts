@@ -27,7 +27,7 @@ import { applyChatTemplate, renderChat } from '../tokenizer/chat.ts';
 import { LoomTokenizer } from '../tokenizer/tokenizer.ts';
 import type { ExportResult } from './export.ts';
 import { dequantize, GgmlType, readGguf } from './gguf/format.ts';
-import { ggufArch, ggufTensorName } from './gguf/llama.ts';
+import { ggufArch, ggufTensorName, unpermuteRows } from './gguf/llama.ts';
 import { ONNX_FILES, type OnnxDtype } from './onnx/onnx.ts';
 import type { ExportSource } from './source.ts';
 
@@ -79,23 +79,6 @@ function readBytes(path: string, offset: number, n: number): Uint8Array {
   } finally {
     closeSync(fd);
   }
-}
-
-/** llama.cpp interleaved rows -> HF rotate_half rows (inverse of gguf/llama.ts permuteRows). */
-function unpermuteRows(data: Float32Array, rows: number, cols: number, heads: number): Float32Array {
-  const hd = rows / heads;
-  const half = hd / 2;
-  const out = new Float32Array(data.length);
-  for (let h = 0; h < heads; h++) {
-    for (let s = 0; s < 2; s++) {
-      for (let i = 0; i < half; i++) {
-        const orig = h * hd + s * half + i;
-        const stored = h * hd + i * 2 + s;
-        out.set(data.subarray(stored * cols, (stored + 1) * cols), orig * cols);
-      }
-    }
-  }
-  return out;
 }
 
 /** The HF weights as they are stored in a Loom GGUF file (dequantised, q/k rows back in HF order). */

@@ -7,13 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { getLlama, type Llama, type Token } from 'node-llama-cpp';
-import { Rng } from '../../src/core/rng.ts';
 import { exportArtefact } from '../../src/export/export.ts';
 import { readGguf } from '../../src/export/gguf/format.ts';
 import { CausalLM } from '../../src/generate/causal-lm.ts';
-import { presetConfig } from '../../src/models/config.ts';
-import { newModel, saveModelFolder } from '../../src/models/folder.ts';
-import { tinyTokenizerFiles } from '../../src/tokenizer/tiny.ts';
+import { LLAMA_ATTN_BIAS, LLAMA3, makeTinyModel, QWEN2, QWEN3 } from './tiny-models.ts';
 
 let work: string;
 let llama: Llama;
@@ -26,20 +23,6 @@ after(async () => {
   await llama?.dispose();
   rmSync(work, { recursive: true, force: true });
 });
-
-/** A tiny random model whose biases and norm weights are non-zero too (so a dropped bias or norm shows). */
-function makeModel(name: string, overrides: Record<string, unknown>): string {
-  const dir = join(work, name);
-  const config = presetConfig('tiny', { initializer_range: 0.2, ...overrides });
-  const w = newModel(config, 11);
-  const rng = new Rng(5);
-  for (const [n, t] of w) {
-    if (n.endsWith('.bias')) for (let i = 0; i < t.data.length; i++) t.data[i] = rng.normal() * 0.3;
-    if (n.endsWith('norm.weight')) for (let i = 0; i < t.data.length; i++) t.data[i] = 1 + rng.normal() * 0.2;
-  }
-  saveModelFolder(dir, { config, weights: w, tokenizerFiles: tinyTokenizerFiles() });
-  return dir;
-}
 
 function logSoftmax(x: Float32Array, off: number, V: number): Float64Array {
   let m = -Infinity;
@@ -112,30 +95,12 @@ async function compare(dir: string, dtype: 'fp32' | 'fp16' | 'int8' | 'int4', to
   }
 }
 
-const VARIANTS: [string, Record<string, unknown>][] = [
-  ['qwen2 (qkv bias, untied head)', { model_type: 'qwen2', tie_word_embeddings: false, num_key_value_heads: 2 }],
-  [
-    'llama-3 style (GQA, llama3 rope scaling, tied head)',
-    {
-      num_key_value_heads: 1,
-      rope_theta: 500000,
-      rope_scaling: {
-        rope_type: 'llama3',
-        factor: 8,
-        low_freq_factor: 1,
-        high_freq_factor: 4,
-        original_max_position_embeddings: 64,
-      },
-    },
-  ],
-  ['llama with attention bias (permuted q/k bias)', { attention_bias: true, tie_word_embeddings: false }],
-  ['qwen3 (q/k norm, head_dim != hidden/heads)', { model_type: 'qwen3', head_dim: 32, tie_word_embeddings: true }],
-];
+const VARIANTS = [QWEN2, LLAMA3, LLAMA_ATTN_BIAS, QWEN3];
 
 describe('GGUF export loads in llama.cpp (node-llama-cpp 3.21.1)', () => {
   for (const [label, ov] of VARIANTS) {
     test(`${label}: F32 log-probs within 1e-4, greedy identical`, async () => {
-      const dir = makeModel(label.split(' ')[0]!.replace(/\W/g, ''), ov);
+      const dir = makeTinyModel(work, label.split(' ')[0]!.replace(/\W/g, ''), ov);
       const r = await compare(dir, 'fp32', 1e-4);
       console.log(`# ${label}: F32 max |Δ log p| ${r.worst.toExponential(2)}`);
       assert.ok(r.worst <= 1e-4, `max |Δ log p| = ${r.worst}`);
@@ -143,7 +108,7 @@ describe('GGUF export loads in llama.cpp (node-llama-cpp 3.21.1)', () => {
     });
   }
   test('F16 / Q8_0 load and stay close; header carries arch, tokenizer and template', async () => {
-    const dir = makeModel('quant', { model_type: 'qwen2', tie_word_embeddings: false });
+    const dir = makeTinyModel(work, 'quant', { model_type: 'qwen2', tie_word_embeddings: false });
     for (const [dtype, tol] of [
       ['fp16', 5e-2],
       ['int8', 0.6],

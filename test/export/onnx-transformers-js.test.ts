@@ -8,13 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { AutoModelForCausalLM, AutoTokenizer, env, Tensor } from '@huggingface/transformers';
-import { Rng } from '../../src/core/rng.ts';
 import { exportArtefact } from '../../src/export/export.ts';
 import { TRANSFORMERS_JS_DTYPE } from '../../src/export/onnx/onnx.ts';
 import { CausalLM } from '../../src/generate/causal-lm.ts';
-import { presetConfig } from '../../src/models/config.ts';
-import { newModel, saveModelFolder } from '../../src/models/folder.ts';
-import { tinyTokenizerFiles } from '../../src/tokenizer/tiny.ts';
+import { LLAMA3, makeTinyModel, QWEN2, QWEN3 } from './tiny-models.ts';
 
 let work: string;
 before(() => {
@@ -24,20 +21,6 @@ before(() => {
   env.localModelPath = work;
 });
 after(() => rmSync(work, { recursive: true, force: true }));
-
-/** A tiny random model whose biases and norm weights are non-zero too (so a dropped bias or norm shows). */
-function makeModel(name: string, overrides: Record<string, unknown>): string {
-  const dir = join(work, name);
-  const config = presetConfig('tiny', { initializer_range: 0.2, ...overrides });
-  const w = newModel(config, 11);
-  const rng = new Rng(5);
-  for (const [n, t] of w) {
-    if (n.endsWith('.bias')) for (let i = 0; i < t.data.length; i++) t.data[i] = rng.normal() * 0.3;
-    if (n.endsWith('norm.weight')) for (let i = 0; i < t.data.length; i++) t.data[i] = 1 + rng.normal() * 0.2;
-  }
-  saveModelFolder(dir, { config, weights: w, tokenizerFiles: tinyTokenizerFiles() });
-  return dir;
-}
 
 const PROMPT = [1, 77, 300, 42, 9, 260, 128, 5];
 const NEW = 12;
@@ -99,30 +82,13 @@ async function compare(dir: string, name: string, dtype: 'fp32' | 'int8' | 'int4
   }
 }
 
-const VARIANTS: [string, Record<string, unknown>][] = [
-  ['qwen2 (qkv bias, untied head)', { model_type: 'qwen2', tie_word_embeddings: false, num_key_value_heads: 2 }],
-  [
-    'llama-3 style (GQA, llama3 rope scaling, tied head)',
-    {
-      num_key_value_heads: 1,
-      rope_theta: 500000,
-      rope_scaling: {
-        rope_type: 'llama3',
-        factor: 8,
-        low_freq_factor: 1,
-        high_freq_factor: 4,
-        original_max_position_embeddings: 64,
-      },
-    },
-  ],
-  ['qwen3 (q/k norm, head_dim != hidden/heads)', { model_type: 'qwen3', head_dim: 32, tie_word_embeddings: true }],
-];
+const VARIANTS = [QWEN2, LLAMA3, QWEN3];
 
 describe('ONNX export loads in transformers.js (local files only)', () => {
   for (const [label, ov] of VARIANTS) {
     test(`${label}: fp32 logits within 1e-4, greedy generate() identical to Loom`, async () => {
       const name = label.split(' ')[0]!.replace(/\W/g, '');
-      const r = await compare(makeModel(name, ov), name, 'fp32');
+      const r = await compare(makeTinyModel(work, name, ov), name, 'fp32');
       console.log(`# ${name} fp32 max |Δ logit| ${r.diff.toExponential(2)}, ${r.loomIds.length} tokens`);
       assert.ok(r.diff <= 1e-4, `max |Δ logit| = ${r.diff}`);
       assert.deepEqual(r.peerIds, r.loomIds);
@@ -133,7 +99,7 @@ describe('ONNX export loads in transformers.js (local files only)', () => {
   }
 
   test('transformers.js tokenizer and chat template load from the export', async () => {
-    const dir = makeModel('tok', { model_type: 'qwen2' });
+    const dir = makeTinyModel(work, 'tok', { model_type: 'qwen2' });
     exportArtefact({ input: dir, format: 'onnx', dtype: 'fp32', out: join(work, 'tok-onnx'), skipCheck: true });
     const tok = await AutoTokenizer.from_pretrained('tok-onnx', { local_files_only: true });
     const text = tok.apply_chat_template([{ role: 'user', content: 'hi' }], {
@@ -146,7 +112,7 @@ describe('ONNX export loads in transformers.js (local files only)', () => {
   });
 
   test('quantised files: model_quantized.onnx (q8) and model_q4.onnx (q4) load and stay close', async () => {
-    const dir = makeModel('quant', { model_type: 'qwen2', tie_word_embeddings: false });
+    const dir = makeTinyModel(work, 'quant', { model_type: 'qwen2', tie_word_embeddings: false });
     const q8 = await compare(dir, 'quant', 'int8');
     assert.ok(existsSync(join(q8.outDir, 'onnx', 'model_quantized.onnx')));
     assert.ok(q8.diff <= 0.3, `q8 max |Δ logit| = ${q8.diff}`);

@@ -68,14 +68,25 @@ export function ggufTensorName(hf: string): string {
 
 /** HF rotate_half rows -> llama.cpp interleaved rows, per head (convert_hf_to_gguf's LlamaModel.permute). */
 export function permuteRows(data: Float32Array, rows: number, cols: number, heads: number): Float32Array {
+  return reorderRows(data, rows, cols, heads, true);
+}
+
+/** llama.cpp interleaved rows -> HF rotate_half rows: the inverse of permuteRows (reading a GGUF back). */
+export function unpermuteRows(data: Float32Array, rows: number, cols: number, heads: number): Float32Array {
+  return reorderRows(data, rows, cols, heads, false);
+}
+
+/** Row h·hd + s·half + i (HF) ↔ row h·hd + 2i + s (llama.cpp); `toInterleaved` picks the direction. */
+function reorderRows(data: Float32Array, rows: number, cols: number, heads: number, toInterleaved: boolean) {
   const hd = rows / heads;
   const half = hd / 2;
   const out = new Float32Array(data.length);
   for (let h = 0; h < heads; h++) {
     for (let s = 0; s < 2; s++) {
       for (let i = 0; i < half; i++) {
-        const src = h * hd + s * half + i;
-        const dst = h * hd + i * 2 + s;
+        const hf = h * hd + s * half + i;
+        const cpp = h * hd + i * 2 + s;
+        const [src, dst] = toInterleaved ? [hf, cpp] : [cpp, hf];
         out.set(data.subarray(src * cols, (src + 1) * cols), dst * cols);
       }
     }
