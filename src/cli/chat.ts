@@ -15,6 +15,7 @@ interface ChatOptions {
   seed?: string;
   template?: string;
   threads?: string;
+  onnxFile?: string;
 }
 
 function num(v: string | undefined, field: string, check: (n: number) => boolean): number | undefined {
@@ -44,9 +45,10 @@ export function registerChat(program: Command): void {
       "chat template: auto (the model's own, else one its vocabulary suits), chatml, llama3, llama2, mistral",
     )
     .option('--threads <n>', 'ONNX Runtime threads')
+    .option('--onnx-file <file>', "ONNX export only: the onnx/ file to run (default: the export's own dtype)")
     .addHelpText(
       'after',
-      '\nCommands inside the chat: /exit (or Ctrl-D) quits, /reset clears the conversation.\n\nExample:\n  $ loom chat models/tiny --system "You are a helpful assistant." --temperature 0.7 --seed 1',
+      '\n<model-dir> may also be a `loom export --format onnx` folder (its onnx/ file runs as it is).\n\nCommands inside the chat: /exit (or Ctrl-D) quits, /reset clears the conversation.\n\nExample:\n  $ loom chat models/tiny --system "You are a helpful assistant." --temperature 0.7 --seed 1\n  $ loom chat models/tiny/export/onnx-int8 --onnx-file model.onnx',
     )
     .action(async (dir: string, opts: ChatOptions) => {
       const settings: GenerationSettings = {
@@ -64,7 +66,7 @@ export function registerChat(program: Command): void {
 }
 
 async function runChat(dir: string, opts: ChatOptions, settings: GenerationSettings, threads?: number): Promise<void> {
-  const model = await LocalChatModel.fromFolder(dir, { template: opts.template, threads });
+  const model = await LocalChatModel.fromFolder(dir, { template: opts.template, threads, file: opts.onnxFile });
   const tty = process.stdin.isTTY === true;
   const out = process.stdout;
   const history: Message[] = opts.system ? [{ role: 'system', content: opts.system }] : [];

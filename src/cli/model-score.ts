@@ -26,7 +26,7 @@ export function registerModelScore(model: Command): void {
         throw new LoomError('CONFIG_INVALID', '--threads must be a positive integer', { field: 'threads' });
       }
       const tok = LoomTokenizer.fromFolder(dir);
-      const lm = await CausalLM.fromFolder(dir, { threads });
+      const lm = await CausalLM.load(dir, { threads });
       try {
         const s = await scoreText(lm, tok, opts.text, { addSpecialTokens: opts.special });
         process.stdout.write(opts.json ? `${JSON.stringify(s)}\n` : formatScore(s));

@@ -8,8 +8,15 @@
  *   full     input_ids, attention_mask, position_ids -> logits for every position (scoring, log-likelihoods).
  * Names follow Optimum / transformers.js, so the decoder is the graph `loom export` writes.
  *
+ * An ONNX export folder (`loom export --format onnx`: config.json + onnx/model*.onnx, no safetensors) runs as it is:
+ * its one graph (logits for every position, KV cache, no next_token) serves step, decode and forward; greedy ids are
+ * the first maximum of the last position's logits, computed here (same rule as the in-graph ArgMax).
+ *
  * API:
- *   CausalLM.fromFolder(dir, opts) / CausalLM.fromWeights(config, weights, opts)
+ *   CausalLM.load(dir, opts)                  a model folder, or an ONNX export folder (detected; opts.file picks the
+ *                                                onnx/ file, default the export's own dtype, else model.onnx)
+ *   CausalLM.fromFolder(dir, opts) / CausalLM.fromWeights(config, weights, opts) / CausalLM.fromOnnxExport(dir, opts)
+ *   isOnnxExport(dir)                         -> boolean
  *   lm.emptyCache(batch)                      -> KvCache (past length 0)
  *   lm.step(ids, mask, cache)                 -> { logits [B,V] Float32Array, cache }   ids [B][T], mask [B][past+T];
  *                                                the cache passed in is consumed (its buffers move to the runtime)
@@ -18,12 +25,12 @@
  *   lm.forward(ids, mask?)                    -> logits [B,T,V] Float32Array (left padding via mask)
  *   lm.close()
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LoomError } from '../core/errors.ts';
 import { argMax, Engine, type HostTensor, type ResidentTensor, type Session, toOnnx } from '../engine/index.ts';
-import { type LlamaConfig, parameterCount } from '../models/config.ts';
+import { type LlamaConfig, parameterCount, readHfConfig } from '../models/config.ts';
 import { loadWeights, openModelFolder, validateWeights } from '../models/folder.ts';
 import { buildLlama, type LlamaGraphOptions, positionIdsFromMask, type WeightSource } from '../models/llama.ts';
 
@@ -36,6 +43,8 @@ export interface CausalLMOptions {
   fused?: boolean;
   /** Extra graph options (e.g. a LoRA linear hook for serving an adapter unmerged). */
   graph?: Pick<LlamaGraphOptions, 'linear' | 'ropeTableSize'>;
+  /** ONNX export only: the file inside onnx/ to run (e.g. model_quantized.onnx). */
+  file?: string;
 }
 
 /** Per-layer keys and values, [B, kvHeads, past, headDim] each, in the decoder's feed names. */
@@ -53,6 +62,8 @@ export class CausalLM {
   private decoder?: Promise<Session>;
   private full?: Promise<Session>;
   private closed = false;
+  /** Set for an ONNX export: the exported graph (all-position logits, KV cache) serves every call. */
+  private onnxFile?: string;
 
   private constructor(
     readonly config: LlamaConfig,
@@ -80,8 +91,44 @@ export class CausalLM {
     return new CausalLM(config, () => loadWeights(dir), engine, !opts.engine, opts);
   }
 
+  /** A model folder or an ONNX export folder, whichever `dir` is. */
+  static load(dir: string, opts: CausalLMOptions = {}): Promise<CausalLM> {
+    return isOnnxExport(dir) ? CausalLM.fromOnnxExport(dir, opts) : CausalLM.fromFolder(dir, opts);
+  }
+
+  /** Runs an exported transformers.js folder as it is: onnx/<opts.file>, else the file of the export's dtype. */
+  static async fromOnnxExport(dir: string, opts: CausalLMOptions = {}): Promise<CausalLM> {
+    const config = readHfConfig(join(dir, 'config.json'));
+    const name = opts.file ?? exportedOnnxFile(dir);
+    const file = join(dir, 'onnx', name);
+    if (!existsSync(file)) {
+      const have = existsSync(join(dir, 'onnx'))
+        ? readdirSync(join(dir, 'onnx')).filter((f) => f.endsWith('.onnx'))
+        : [];
+      throw new LoomError('MODEL_INVALID', `no onnx/${name} in the ONNX export ${dir}`, {
+        file: dir,
+        hint: have.length
+          ? `this export holds ${have.join(', ')}`
+          : 'give a folder written by `loom export --format onnx`',
+      });
+    }
+    const engine = opts.engine ?? (await Engine.create({ threads: opts.threads, device: opts.device }));
+    const noWeights = (): WeightSource => {
+      throw new LoomError('INTERNAL', 'an ONNX export has no weights to build graphs from');
+    };
+    const lm = new CausalLM(config, noWeights, engine, !opts.engine, opts);
+    lm.onnxFile = file;
+    return lm;
+  }
+
+  /** The onnx/ file this model runs, when it is an ONNX export. */
+  get onnxPath(): string | undefined {
+    return this.onnxFile;
+  }
+
   private async load(kind: 'decoder' | 'full'): Promise<Session> {
     if (this.closed) throw new LoomError('RUNTIME', 'model is closed');
+    if (this.onnxFile) return this.engine.load(this.onnxFile);
     const m = buildLlama(this.config, this.weights(), {
       ...this.opts.graph,
       kvCache: kind === 'decoder',
@@ -111,6 +158,7 @@ export class CausalLM {
   }
 
   private fullSession(): Promise<Session> {
+    if (this.onnxFile) return this.decoderSession();
     this.full ??= this.load('full');
     return this.full;
   }
@@ -154,8 +202,7 @@ export class CausalLM {
       if (!t) throw new LoomError('INTERNAL', `decoder did not return ${name.replace('past_key_values.', 'present.')}`);
       tensors[name] = t;
     }
-    const logits = out.logits?.data;
-    if (!(logits instanceof Float32Array)) throw new LoomError('INTERNAL', 'decoder returned no float logits');
+    const logits = this.lastLogits(out.logits, ids);
     return { logits, cache: { pastLength: cache.pastLength + (ids[0]?.length ?? 0), tensors } };
   }
 
@@ -171,7 +218,8 @@ export class CausalLM {
   ): Promise<{ next: number[]; logits?: Float32Array; cache: KvCache }> {
     const session = await this.decoderSession();
     const keep = this.kvNames().map((n) => n.replace('past_key_values.', 'present.'));
-    const fetches = [...keep, 'next_token', ...(opts.logits ? ['logits'] : [])];
+    // An export has no next_token output: fetch its logits and take the argmax here.
+    const fetches = [...keep, ...(this.onnxFile ? ['logits'] : ['next_token', ...(opts.logits ? ['logits'] : [])])];
     const feeds = this.decoderFeeds(ids, mask, cache);
     const { host, resident } = await session.runResident(feeds, fetches, keep);
     const kv: Record<string, ResidentTensor> = {};
@@ -179,6 +227,13 @@ export class CausalLM {
       const t = resident[name.replace('past_key_values.', 'present.')];
       if (!t) throw new LoomError('INTERNAL', `decoder did not keep ${name.replace('past_key_values.', 'present.')}`);
       kv[name] = t;
+    }
+    const cacheOut = { pastLength: cache.pastLength + (ids[0]?.length ?? 0), tensors: {}, resident: kv };
+    if (this.onnxFile) {
+      const logits = this.lastLogits(host.logits, ids);
+      const V = this.config.vocabSize;
+      const next = ids.map((_, b) => firstMax(logits, b * V, V));
+      return { next, logits: opts.logits ? logits : undefined, cache: cacheOut };
     }
     const nt = host.next_token?.data;
     if (!(nt instanceof BigInt64Array)) throw new LoomError('INTERNAL', 'decoder returned no next_token');
@@ -189,8 +244,16 @@ export class CausalLM {
     return {
       next: Array.from(nt, Number),
       logits: opts.logits ? (logits as Float32Array) : undefined,
-      cache: { pastLength: cache.pastLength + (ids[0]?.length ?? 0), tensors: {}, resident: kv },
+      cache: cacheOut,
     };
+  }
+
+  /** The decoder's logits as [B, V] floats: Loom's own graph returns the last position, an export all T of them. */
+  private lastLogits(t: HostTensor | undefined, ids: readonly (readonly number[])[]): Float32Array {
+    const all = t?.data;
+    if (!(all instanceof Float32Array)) throw new LoomError('INTERNAL', 'decoder returned no float logits');
+    if (!this.onnxFile) return all;
+    return lastPositions(all, ids.length, ids[0]?.length ?? 0, this.config.vocabSize);
   }
 
   /** Free a resident cache that will not be continued (decode consumes the ones it is given). */
@@ -245,6 +308,8 @@ export class CausalLM {
         input_ids: int64(ids.flat(), [B, T]),
         attention_mask: int64(flatMask, [B, T]),
         position_ids: { dtype: 'int64', dims: [B, T], data: positionIdsFromMask(flatMask, B, T) },
+        // an export's one graph also wants the (empty) past
+        ...(this.onnxFile ? this.emptyCache(B).tensors : {}),
       },
       ['logits'],
     );
@@ -283,4 +348,51 @@ function checkIds(ids: readonly (readonly number[])[], vocabSize: number): void 
 
 function int64(values: readonly number[], dims: number[]): HostTensor {
   return { dtype: 'int64', dims, data: BigInt64Array.from(values, (v) => BigInt(v)) };
+}
+
+/** [B, T, V] -> [B, V] at t = T - 1. */
+function lastPositions(all: Float32Array, B: number, T: number, V: number): Float32Array {
+  if (T === 1) return all;
+  const out = new Float32Array(B * V);
+  for (let b = 0; b < B; b++) out.set(all.subarray((b * T + T - 1) * V, (b * T + T) * V), b * V);
+  return out;
+}
+
+/** Index of the first maximum (ONNX ArgMax with select_last_index 0, as the engine's in-graph greedy). */
+function firstMax(x: Float32Array, off: number, n: number): number {
+  let best = 0;
+  for (let i = 1; i < n; i++) if (x[off + i]! > x[off + best]!) best = i;
+  return best;
+}
+
+/** A `loom export --format onnx` folder: config.json and onnx/*.onnx, and no safetensors to build graphs from. */
+export function isOnnxExport(dir: string): boolean {
+  if (!existsSync(join(dir, 'config.json')) || !existsSync(join(dir, 'onnx'))) return false;
+  if (readdirSync(dir).some((f) => f.endsWith('.safetensors'))) return false;
+  return readdirSync(join(dir, 'onnx')).some((f) => f.endsWith('.onnx'));
+}
+
+// transformers.js dtype -> onnx/ file (its DEFAULT_DTYPE_SUFFIX_MAPPING); kept here so generate/ needs no export/.
+const DTYPE_FILE: Record<string, string> = {
+  fp32: 'model.onnx',
+  fp16: 'model_fp16.onnx',
+  q8: 'model_quantized.onnx',
+  int8: 'model_int8.onnx',
+  uint8: 'model_uint8.onnx',
+  q4: 'model_q4.onnx',
+  q4f16: 'model_q4f16.onnx',
+  bnb4: 'model_bnb4.onnx',
+};
+
+/** The file an export was made for: config.json's transformers.js_config.dtype, when that file is there. */
+function exportedOnnxFile(dir: string): string {
+  try {
+    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const tj = cfg['transformers.js_config'] as { dtype?: unknown } | undefined;
+    const f = typeof tj?.dtype === 'string' ? DTYPE_FILE[tj.dtype] : undefined;
+    if (f && existsSync(join(dir, 'onnx', f))) return f;
+  } catch {
+    // readHfConfig has already reported a broken config.json
+  }
+  return 'model.onnx';
 }

@@ -3,7 +3,8 @@
  * evaluation and serving use.
  *
  * API:
- *   LocalChatModel.fromFolder(dir, { engine?, threads?, template?, id? })
+ *   LocalChatModel.fromFolder(dir, { engine?, threads?, template?, id?, file? })   a model folder or an ONNX export
+ *                                                               folder (runs its onnx/ file; CausalLM.load)
  *   model.chat(messages, settings?, signal?)                    -> ChatResult
  *   model.chatStream(messages, settings, onText, signal?)       -> ChatResult (onText gets each final text piece)
  *   model.chatBatch(conversations, settings?)                   -> ChatResult[] (one left-padded batch)
@@ -13,12 +14,15 @@
  * then to greedy with max_new_tokens 256. The chat template is the model's own unless `template` names a built-in one.
  */
 
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { LoomError } from '../core/errors.ts';
 import type { ChatModel, ChatResult, GenerationSettings, Message } from '../core/types.ts';
 import type { Engine } from '../engine/index.ts';
 import { openModelFolder } from '../models/folder.ts';
 import { applyChatTemplate } from '../tokenizer/chat.ts';
 import { LoomTokenizer } from '../tokenizer/tokenizer.ts';
-import { CausalLM } from './causal-lm.ts';
+import { CausalLM, isOnnxExport } from './causal-lm.ts';
 import { DEFAULT_MAX_NEW_TOKENS, generateText, type TextResult } from './generate.ts';
 import { settingsFromGenerationConfig } from './sampling.ts';
 import { continuationLogLikelihoods } from './score.ts';
@@ -29,6 +33,8 @@ export interface LocalChatModelOptions {
   /** 'auto' (model's own, else chatml), a built-in name, or jinja source. */
   template?: string;
   id?: string;
+  /** ONNX export only: the onnx/ file to run (default: the export's own dtype). */
+  file?: string;
 }
 
 export class LocalChatModel implements ChatModel {
@@ -41,11 +47,9 @@ export class LocalChatModel implements ChatModel {
   ) {}
 
   static async fromFolder(dir: string, opts: LocalChatModelOptions = {}): Promise<LocalChatModel> {
-    const folder = openModelFolder(dir);
-    const defaults: GenerationSettings = settingsFromGenerationConfig(folder.generationConfig);
-    folder.close();
+    const defaults = settingsFromGenerationConfig(generationConfigOf(dir));
     const tokenizer = LoomTokenizer.fromFolder(dir);
-    const lm = await CausalLM.fromFolder(dir, { engine: opts.engine, threads: opts.threads });
+    const lm = await CausalLM.load(dir, { engine: opts.engine, threads: opts.threads, file: opts.file });
     return new LocalChatModel(opts.id ?? `local:${dir}`, lm, tokenizer, defaults, opts.template);
   }
 
@@ -119,5 +123,23 @@ export class LocalChatModel implements ChatModel {
 
   async close(): Promise<void> {
     await this.lm.close();
+  }
+}
+
+/** generation_config.json of a model folder, or of an ONNX export (which has no safetensors to open). */
+function generationConfigOf(dir: string): Record<string, unknown> {
+  if (!isOnnxExport(dir)) {
+    const folder = openModelFolder(dir);
+    folder.close();
+    return folder.generationConfig;
+  }
+  const p = join(dir, 'generation_config.json');
+  if (!existsSync(p)) return {};
+  try {
+    return JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new LoomError('MODEL_INVALID', `generation_config.json is not valid JSON: ${(e as Error).message}`, {
+      file: p,
+    });
   }
 }
