@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { LoomError } from '../core/errors.ts';
-import { Registry } from '../registry/db.ts';
+import { Registry, registryFromEnv } from '../registry/db.ts';
 import { PipelineStages, type StageRecord } from '../registry/pipeline.ts';
 import { loadPipelineConfig, type PipelineConfig, STAGES, type StageName } from './config.ts';
 import { hashPath, hashString } from './hash.ts';
@@ -134,7 +134,8 @@ function checkStage(name: string | undefined, flag: string, cfg: PipelineConfig,
 
 export function pipelineRegistryPath(project: string, cfg: PipelineConfig, explicit?: string): string {
   if (explicit) return resolve(explicit);
-  if (process.env.LOOM_REGISTRY) return resolve(process.env.LOOM_REGISTRY);
+  const env = registryFromEnv();
+  if (env) return resolve(env);
   return isAbsolute(cfg.registry) ? cfg.registry : resolve(project, cfg.registry);
 }
 

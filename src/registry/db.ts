@@ -60,8 +60,18 @@ const MIGRATIONS: Migration[] = [
   },
 ];
 
-export function defaultRegistryPath(): string {
-  return resolve(process.env.LOOM_REGISTRY ?? '.loom/registry.db');
+/**
+ * $LOOM_REGISTRY when it names a file. An empty value (`LOOM_REGISTRY=` in a shell or a CI matrix that blanks it)
+ * counts as unset, so it falls back to the default instead of opening a database at the current folder's path;
+ * turning the registry off is a flag (`--no-registry`), never an empty variable.
+ */
+export function registryFromEnv(): string | undefined {
+  const v = process.env.LOOM_REGISTRY?.trim();
+  return v ? v : undefined;
+}
+
+export function defaultRegistryPath(fallback = '.loom/registry.db'): string {
+  return resolve(registryFromEnv() ?? fallback);
 }
 
 export class Registry {

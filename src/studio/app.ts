@@ -10,7 +10,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { describeIssues } from '../config/load.ts';
 import { isLoomError, LoomError } from '../core/errors.ts';
-import { Registry } from '../registry/db.ts';
+import { defaultRegistryPath, Registry } from '../registry/db.ts';
 import type { Gateway } from '../serve/app.ts';
 import { TrainJobs } from './jobs.ts';
 import { monitorSamples, Playground } from './playground.ts';
@@ -140,7 +140,7 @@ export function buildStudio(opts: StudioOptions): Studio {
 export function mountStudio(host: FastifyInstance, opts: StudioOptions, prefix: string): () => Promise<void> {
   const dir = resolve(opts.projectDir);
   const dist = requireStudioBuild(opts.dist);
-  const registry = new Registry(opts.registry ?? process.env.LOOM_REGISTRY ?? join(dir, '.loom', 'registry.db'));
+  const registry = new Registry(opts.registry ?? defaultRegistryPath(join(dir, '.loom', 'registry.db')));
   const jobs = new TrainJobs(registry);
   const playground = new Playground(dir, opts.gateway);
   host.register(async (app) => routes(app, { dir, dist, registry, jobs, playground, gateway: opts.gateway, prefix }), {

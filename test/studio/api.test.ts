@@ -1,26 +1,20 @@
 import assert from 'node:assert/strict';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { runSuite } from '../../src/eval/suite/runner.ts';
-import { buildStudio, listenStudio, requireStudioBuild, type Studio } from '../../src/studio/app.ts';
-import { studioProject } from './fixture.ts';
+import { requireStudioBuild } from '../../src/studio/app.ts';
+import { type RunningStudio, startStudio } from './fixture.ts';
 
+let s: RunningStudio;
 let dir = '';
 let duplicate = '';
-let studio: Studio;
 let url = '';
 
 before(async () => {
-  ({ dir, duplicate } = await studioProject());
-  await runSuite(join(dir, 'eval.yaml'), { parallel: 1 });
-  studio = buildStudio({ projectDir: dir, registry: join(dir, 'registry.db') });
-  url = await listenStudio(studio, '127.0.0.1', 0);
+  s = await startStudio();
+  ({ dir, duplicate, url } = s);
 });
-after(async () => {
-  await studio?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(async () => s?.close());
 
 async function get(path: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const r = await fetch(url + path);

@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
-import { runSuite } from '../../src/eval/suite/runner.ts';
-import { buildStudio, listenStudio, type Studio } from '../../src/studio/app.ts';
-import { studioProject } from './fixture.ts';
+import { chromium, type Page } from 'playwright-core';
+import { type RunningStudio, startStudio } from './fixture.ts';
 
 /**
  * Debian's Chromium, installed with apt-get when missing (an `apt-get update` first on a fresh machine), with a CJK
@@ -27,20 +25,25 @@ function chromiumPath(): string | undefined {
 }
 
 const SHOTS = join(import.meta.dirname, '..', '..', 'docs', 'studio');
-let dir = '';
-let studio: Studio;
+/**
+ * The committed screenshots (README, docs/studio.md) are rewritten only on request, `UPDATE_SCREENSHOTS=1 node
+ * scripts/run-tests.mjs browser.e2e`, so an ordinary test run leaves the work tree clean.
+ */
+const UPDATE = process.env.UPDATE_SCREENSHOTS === '1';
+async function shot(page: Page, name: string, fullPage = false): Promise<void> {
+  if (!UPDATE) return;
+  mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage });
+}
+
+let s: RunningStudio;
 let url = '';
 
 before(async () => {
-  ({ dir } = await studioProject());
-  await runSuite(join(dir, 'eval.yaml'), { parallel: 1 });
-  studio = buildStudio({ projectDir: dir, registry: join(dir, 'registry.db') });
-  url = await listenStudio(studio, '127.0.0.1', 0);
+  s = await startStudio();
+  url = s.url;
 });
-after(async () => {
-  await studio?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(async () => s?.close());
 
 test('a real browser walks data → train (tiny) → eval → playground, in English and Chinese, offline', async (t) => {
   const exe = chromiumPath();
@@ -58,7 +61,6 @@ test('a real browser walks data → train (tiny) → eval → playground, in Eng
     });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    mkdirSync(SHOTS, { recursive: true });
 
     for (const [lang, names] of [
       ['en', ['Datasets', 'Training', 'Evaluations', 'Playground', 'Monitor']],
@@ -69,7 +71,7 @@ test('a real browser walks data → train (tiny) → eval → playground, in Eng
       for (const n of names)
         assert.equal(await nav.getByRole('link', { name: n, exact: true }).count(), 1, `${lang}: ${n}`);
       await page.getByRole('cell', { name: 'dedup', exact: false }).first().waitFor();
-      await page.screenshot({ path: join(SHOTS, `datasets-${lang}.png`) });
+      await shot(page, `datasets-${lang}`);
     }
 
     // The toggle is a real link: keyboard focus + Enter switches the language.
@@ -88,11 +90,11 @@ test('a real browser walks data → train (tiny) → eval → playground, in Eng
     await page.getByTestId('job').getByText('finished').waitFor({ timeout: 60_000 });
     await page.reload();
     await page.locator('figure[aria-label="loss"] canvas').waitFor();
-    await page.screenshot({ path: join(SHOTS, 'training-en.png'), fullPage: true });
+    await shot(page, 'training-en', true);
 
     await page.goto(`${url}/evaluations?lang=zh-CN`);
     await page.getByRole('cell', { name: 'chrf', exact: true }).waitFor();
-    await page.screenshot({ path: join(SHOTS, 'evaluations-zh-CN.png') });
+    await shot(page, 'evaluations-zh-CN');
 
     await page.goto(`${url}/playground?lang=en`);
     await page.getByLabel('Model').selectOption('folder:model');
@@ -104,7 +106,7 @@ test('a real browser walks data → train (tiny) → eval → playground, in Eng
     await page.getByRole('button', { name: 'Send' }).click();
     await page.getByTestId('playground.guardOutput').waitFor({ timeout: 30_000 });
     assert.ok(((await page.getByTestId('reply').textContent()) ?? '').length > 0, 'a streamed reply');
-    await page.screenshot({ path: join(SHOTS, 'playground-en.png') });
+    await shot(page, 'playground-en');
 
     assert.deepEqual(foreign, [], 'no request left the machine');
     assert.deepEqual(errors, [], 'no script error in the pages');

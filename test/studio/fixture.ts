@@ -1,7 +1,9 @@
-import { appendFileSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { runDataPipeline } from '../../src/data/pipeline.ts';
+import { runSuite } from '../../src/eval/suite/runner.ts';
+import { buildStudio, listenStudio, type Studio } from '../../src/studio/app.ts';
 import { tinyProject } from '../train/helpers.ts';
 
 /**
@@ -51,4 +53,34 @@ export async function studioProject(): Promise<{ dir: string; duplicate: string 
     }),
   );
   return { dir, duplicate: first };
+}
+
+export interface RunningStudio {
+  dir: string;
+  duplicate: string;
+  studio: Studio;
+  /** http://127.0.0.1:PORT, no trailing slash. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The set-up both the API test and the browser test stand on: the tiny project, its eval suite run once, and a
+ * standalone Studio on 127.0.0.1 (port 0) with a registry inside the project; close() stops it and removes the folder.
+ */
+export async function startStudio(): Promise<RunningStudio> {
+  const { dir, duplicate } = await studioProject();
+  await runSuite(join(dir, 'eval.yaml'), { parallel: 1 });
+  const studio = buildStudio({ projectDir: dir, registry: join(dir, 'registry.db') });
+  const url = await listenStudio(studio, '127.0.0.1', 0);
+  return {
+    dir,
+    duplicate,
+    studio,
+    url,
+    close: async () => {
+      await studio.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
