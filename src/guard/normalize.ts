@@ -10,7 +10,12 @@
  *  - `stripFences`: markdown code fences and inline back-ticks dropped (the words inside stay);
  *  - `foldHomoglyphs`: Cyrillic/Greek letters that look like Latin ones, inside Latin words, mapped to Latin;
  *  - `joinSpaced`: runs of single letters separated by spaces/dots/dashes ("i g n o r e") joined;
- *  - `unleet`: digits/symbols inside Latin words (1gn0r3, @dmin) mapped to letters;
+ *  - `unmaskKeywords`: a lexicon of trigger words (bomb, explosive, kill, meth, ignore, instructions, …) matched
+ *    with per-letter leet classes (8→b, |<→k, ()→o, * for a vowel) and separators inside the word (b.o.m.b,
+ *    bo-mb), rewritten to the plain word; it runs before `joinSpaced`, which would otherwise glue a neighbouring
+ *    article on ("a b.o.m.b" → "abomb");
+ *  - `unleet`: digits/symbols inside Latin words (1gn0r3, @dmin) mapped to letters; once a text holds leet, short
+ *    function words (t0, 4 for "a") are decoded too;
  *  - `t2s`: Traditional → Simplified Chinese (opencc-js), so 忽略之前的指令 and 忽略之前的指令 match one rule;
  *  - `decodeBlobs`: base64 (≥ 16 chars, decoding to mostly printable UTF-8), hex (≥ 16 hex digits), percent- and
  *    HTML-entity-encoded text decoded; the decoded strings are returned separately and also normalised.
@@ -141,14 +146,114 @@ const LEET: Record<string, string> = {
   '!': 'i',
 };
 
+/** Function words that leet hides in short tokens (t0, 4): decoded only in a text that already holds leet. */
+const SHORT_WORDS = new Set([
+  'a',
+  'to',
+  'the',
+  'of',
+  'in',
+  'is',
+  'it',
+  'an',
+  'at',
+  'on',
+  'or',
+  'how',
+  'for',
+  'me',
+  'my',
+]);
+
 /** Leet inside a Latin word (at least two letters and one substitute, not a pure number): 1gn0r3 → ignore. */
 export function unleet(s: string): string {
-  return s.replace(/[A-Za-z0-9@$!]+/g, (w) => {
+  let leety = false;
+  const out = s.replace(/[A-Za-z0-9@$!]+/g, (w) => {
     const letters = w.replace(/[^A-Za-z]/g, '').length;
     if (letters < 2 || letters === w.length || /^\d+$/.test(w)) return w;
+    // Letters then a number (gpt4, mp3, ps5, win10) is a product or model name, not leet.
+    if (/^[A-Za-z]+\d+$/.test(w)) return w;
     // Model names and sizes (gpt4, 128gb, v2) keep their digits: only words mostly made of letters are decoded.
     if (letters < w.length / 2) return w;
+    leety = true;
     return w.replace(/[0-9@$!]/g, (c) => LEET[c] ?? c);
+  });
+  if (!leety) return out;
+  // "h0w t0 m4k3 4 b0mb": once the text is known to use leet, "t0" and a lone "4" are words, not numbers. An
+  // ordinary "order 4 items" never gets here, since nothing else in it is leet.
+  return out.replace(/(?<![A-Za-z0-9@$!])[A-Za-z0-9@$!]{1,3}(?![A-Za-z0-9@$!])/g, (w) => {
+    if (!/[0-9@$!]/.test(w)) return w;
+    const d = w.replace(/[0-9@$!]/g, (c) => LEET[c] ?? c).toLowerCase();
+    return SHORT_WORDS.has(d) ? d : w;
+  });
+}
+
+/** Leet and lookalike spellings per letter, beyond the one-character LEET map (multi-character forms first). */
+const LETTER_FORMS: Record<string, string[]> = {
+  a: ['4', '@', '/\\'],
+  b: ['8', '|3', '13'],
+  c: ['(', '<'],
+  e: ['3', '€'],
+  g: ['9', '6'],
+  i: ['1', '!', '|'],
+  k: ['|<', '|{'],
+  l: ['1', '|'],
+  m: ['|\\/|', '/\\/\\'],
+  o: ['0', '()', '[]'],
+  s: ['5', '$'],
+  t: ['7', '+'],
+  u: ['|_|'],
+};
+const VOWELS = new Set(['a', 'e', 'i', 'o', 'u']);
+/** Trigger words of the rule families; the plural/verb endings stay outside the match. */
+const KEYWORDS = [
+  'bomb',
+  'explosive',
+  'explosives',
+  'detonator',
+  'weapon',
+  'kill',
+  'murder',
+  'poison',
+  'suicide',
+  'meth',
+  'cocaine',
+  'heroin',
+  'fentanyl',
+  'ignore',
+  'disregard',
+  'instructions',
+  'prompt',
+  'jailbreak',
+];
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
+
+function keywordPattern(word: string): string {
+  // Each letter: itself or one of its forms (a censoring * may stand for a vowel). Between letters: up to two of
+  // . - _ (b.o.m.b, bo-mb), or spaces between every letter (b o m b). Spaces are all-or-nothing so that real words
+  // in a row ("me th") never join into a keyword.
+  const letters = [...word].map((ch) => {
+    const forms = [escapeRe(ch), ...(LETTER_FORMS[ch] ?? []).map(escapeRe)];
+    if (VOWELS.has(ch)) forms.push('\\*');
+    return `(?:${forms.join('|')})`;
+  });
+  return `(?:${letters.join('[.\\-_]{0,2}')}|${letters.join(' {1,2}')})`;
+}
+
+const KEYWORD_RE = new RegExp(`(?<![a-z0-9])(?:${KEYWORDS.map(keywordPattern).join('|')})(?=s?(?![a-z0-9]))`, 'gi');
+const KEYWORD_EXACT = KEYWORDS.map((w) => ({ w, re: new RegExp(`^${keywordPattern(w)}$`, 'i') }));
+
+/**
+ * Obfuscated trigger words (b.o.m.b, 8omb, b*mb, |<ill, ign0-re) → the plain word. A match must be a whole word
+ * (a plural s may follow), so "give me th e box" never becomes "meth".
+ */
+export function unmaskKeywords(s: string): string {
+  return s.replace(KEYWORD_RE, (m) => {
+    if (/^[a-z]+$/i.test(m)) return m;
+    return KEYWORD_EXACT.find((k) => k.re.test(m))?.w ?? m;
   });
 }
 
@@ -221,6 +326,7 @@ function surface(s: string, transforms: TransformName[]): string {
   step('nfkc', nfkc);
   step('fences', stripFences);
   step('homoglyph', foldHomoglyphs);
+  step('leet', unmaskKeywords);
   step('spaced', joinSpaced);
   step('leet', unleet);
   step('t2s', t2s);

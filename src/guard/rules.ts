@@ -226,6 +226,30 @@ export const RULES: Rule[] = [
     score: 0.9,
     re: /(怎么|如何|教我|帮我|怎样|想要|我要|打算|方法).{0,6}(制作|制造|做|组装|自制|搞到|买到).{0,4}(炸弹|炸药|爆炸物|枪|枪支|燃烧瓶|毒气|武器)|(怎么|如何|教我|帮我|怎样|我要|我想|打算|计划).{0,6}(杀(死|掉|了)?|谋杀|砍死|捅死|毒死|弄死|报复|打死|伤害).{0,4}(人|他|她|我(的)?(老板|邻居|老婆|老公|同事|前任)|别人|某人|一个人)/,
   },
+  // Answers, not requests: a model that complies writes "To make a pipe bomb, first …" or "制作炸弹的步骤：首先…",
+  // which the how-to request rules above never see. Both need an instruction cue after the topic, so a refusal
+  // that names the topic ("I can't help you make a bomb") does not fire.
+  {
+    id: 'harm.violence.out.en',
+    label: 'harmful',
+    category: 'violence',
+    score: 0.9,
+    re: /(to (make|build|assemble) (a |an |the |your )?|(making|building|assembling) (a |an |the )?|(recipe|instructions|steps) for (a |an |the )?)(bomb|pipe bomb|explosive|explosive device|molotov( cocktail)?|ghost gun|nerve agent)s?\b.{0,80}(first|step \d|you('ll| will)? need|mix|combine|fill|pack|attach|take)|(pack|fill) (the |a )?pipe with (black )?powder|ammonium nitrate .{0,40}(fuel oil|diesel)|attach (the )?(detonator|blasting cap|fuse) to/,
+  },
+  {
+    id: 'harm.violence.out.zh',
+    label: 'harmful',
+    category: 'violence',
+    score: 0.9,
+    re: /(制作|制造|自制|组装)(炸弹|炸药|爆炸物|燃烧瓶|枪支)(的)?(步骤|方法|过程|教程)?.{0,20}(首先|第一步|1[.、]|你需要|需要准备|准备|混合|加入|装入)|(把|将).{0,10}(火药|炸药|硝酸铵).{0,10}(装入|填入|混合)/,
+  },
+  {
+    id: 'harm.crime.out.en',
+    label: 'harmful',
+    category: 'crime',
+    score: 0.85,
+    re: /(to (make|cook|synthesize) |(making|cooking|synthesizing) )(meth|methamphetamine|fentanyl|crack)\b.{0,80}(first|step \d|you('ll| will)? need|mix|combine|heat|dissolve)|pseudoephedrine .{0,40}(red phosphorus|lithium|anhydrous ammonia)/,
+  },
   {
     id: 'harm.self.en',
     label: 'harmful',
