@@ -9,6 +9,7 @@ import { LoomTokenizer } from '../tokenizer/tokenizer.ts';
 import { truncateExamples } from '../train/batching.ts';
 import { encodeSftRows, readRows } from '../train/data.ts';
 import { type Distributed, type EmitTarget, emitJob } from '../train/emit.ts';
+import { formatOverfit } from '../train/metrics.ts';
 import { maskSummary, renderMasked } from '../train/show-tokens.ts';
 import { runTraining } from '../train/trainer.ts';
 
@@ -154,6 +155,7 @@ Example:
             `${r.interrupted ? 'interrupted' : 'done'}: ${r.steps} steps, loss ${r.firstLoss?.toFixed(4)} → ${r.lastLoss?.toFixed(4)}` +
               `${r.bestEvalLoss !== undefined ? `, best eval loss ${r.bestEvalLoss.toFixed(4)}` : ''}${r.earlyStopped ? ' (early stop)' : ''}\n`,
           );
+          if (r.overfitting) process.stdout.write(`warning: ${formatOverfit(r.overfitting)}\n`);
           for (const o of r.outputs) process.stdout.write(`  → ${o}\n`);
           if (r.interrupted) process.stdout.write(`resume with: loom train ${configPath} --resume\n`);
         }

@@ -7,6 +7,7 @@ import type { Registry } from '../registry/db.ts';
 import { closeRun, openRun, runIdOf, writeArtefacts } from './artefacts.ts';
 import { buildTrainGraphs } from './graph.ts';
 import { loadSessions, TrainLoop } from './loop.ts';
+import { detectOverfitting, type OverfitFlag } from './metrics.ts';
 import { methodOptions } from './options.ts';
 import { type Preflight, preflight } from './preflight.ts';
 import { checkJob, loadResume, prepare } from './prepare.ts';
@@ -47,6 +48,8 @@ export interface TrainResult {
   bestEvalLoss?: number;
   interrupted: boolean;
   earlyStopped: boolean;
+  /** Set when validation loss rose while train loss fell over the last evaluations (metrics.ts). */
+  overfitting?: OverfitFlag;
   outputs: string[];
   /** Final trainable tensors (tests compare them bit for bit). */
   params: Float32Named[];
@@ -96,6 +99,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
     });
     result.steps = loop.state.step;
     result.bestEvalLoss = loop.state.bestEvalLoss ?? undefined;
+    result.overfitting = detectOverfitting(run.metrics.read());
     result.params = loop.named();
     if (!result.interrupted) {
       loop.checkpoint(outputDir);

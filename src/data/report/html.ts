@@ -2,10 +2,10 @@
  * Renders a DataReport as one self-contained HTML page: inline CSS, charts as inline SVG generated here, no
  * scripts, fonts or images from anywhere else (it must open offline and be safe to attach to a ticket).
  */
-import { escapeHtml } from '../../core/html.ts';
+import { escapeHtml, REPORT_FONT_STACK } from '../../core/html.ts';
 import type { DataReport, Histogram } from './stats.ts';
 
-export { escapeHtml };
+export { escapeHtml, REPORT_FONT_STACK };
 
 const PALETTE = [
   '#4c78a8',
@@ -21,13 +21,6 @@ const PALETTE = [
 ];
 
 /** Horizontal bars, one per item, with the value at the end. */
-/**
- * The reports' font stack. CJK fonts are named explicitly (macOS, Windows, Linux) because the default sans font of
- * many machines has no Chinese glyphs, and a report of a Chinese dataset must not render as boxes.
- */
-export const REPORT_FONT_STACK =
-  'system-ui,-apple-system,"Segoe UI","Noto Sans CJK SC","PingFang SC","Microsoft YaHei","Source Han Sans SC",sans-serif';
-
 export function barChart(items: [string, number][], title: string, color = PALETTE[0]!): string {
   if (items.length === 0) return `<p class="muted">${escapeHtml(title)}: none</p>`;
   const shown = items.slice(0, 30);

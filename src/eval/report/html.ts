@@ -3,8 +3,7 @@ import type { MetricSummary, RunResult, TaskRunResult } from '../suite/results.t
 
 /** Self-contained HTML (inline CSS, no scripts from anywhere): opens from disk, mails as one file. */
 
-import { escapeHtml as esc } from '../../core/html.ts';
-import { REPORT_FONT_STACK } from '../../data/report/html.ts';
+import { escapeHtml as esc, REPORT_FONT_STACK } from '../../core/html.ts';
 
 export { esc };
 
