@@ -22,6 +22,7 @@
  *                                                the cache passed in is consumed (its buffers move to the runtime)
  *   lm.decode(ids, mask, cache, { logits })   -> { next [B] greedy ids, logits?, cache }  the cache stays resident in
  *                                                the runtime's thread between calls; end with lm.releaseCache(cache)
+ *   lm.composeCaches(parts, picks, length)  -> KvCache   rows of resident caches gathered into one batch (generate/batch.ts)
  *   lm.forward(ids, mask?)                    -> logits [B,T,V] Float32Array (left padding via mask)
  *   lm.close()
  */
@@ -262,6 +263,29 @@ export class CausalLM {
     const handles = Object.values(cache.resident);
     cache.resident = undefined;
     await this.engine.freeResident(handles);
+  }
+
+  /**
+   * A batched cache assembled from rows of resident caches (continuous batching: sequences join and leave between
+   * decode steps): row i is row picks[i][1] of parts[picks[i][0]], its positions right-aligned to `length` (left
+   * padding, which the caller's attention mask hides). The parts are consumed; the copy runs in the runtime's thread.
+   */
+  async composeCaches(
+    parts: KvCache[],
+    picks: readonly (readonly [number, number])[],
+    length: number,
+  ): Promise<KvCache> {
+    const names = this.kvNames();
+    const jobs = names.map((n) =>
+      parts.map((c) => {
+        const t = c.resident?.[n];
+        if (!t) throw new LoomError('INTERNAL', `composeCaches: a part has no resident ${n} (decode it first)`);
+        return t;
+      }),
+    );
+    for (const c of parts) c.resident = undefined;
+    const out = await this.engine.composeResident(jobs, picks, length);
+    return { pastLength: length, tensors: {}, resident: Object.fromEntries(names.map((n, i) => [n, out[i]!])) };
   }
 
   private kvNames(): string[] {

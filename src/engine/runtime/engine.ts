@@ -150,6 +150,9 @@ class InThreadTransport implements Transport {
       );
     }
     if (type === 'free') return backend.free(p.handles as number[]);
+    if (type === 'compose') {
+      return backend.compose(p.jobs as number[][], p.picks as [number, number][], p.length as number);
+    }
     if (type === 'residentCount') return backend.residentCount();
     if (type === 'release') return backend.release(p.session as number);
     if (type === 'endProfiling') return backend.endProfiling(p.session as number);
@@ -233,6 +236,28 @@ export class Engine {
   async freeResident(handles: readonly ResidentTensor[]): Promise<void> {
     if (this.closed || handles.length === 0) return;
     await this.transport.call('free', { handles: handles.map((h) => h.resident) });
+  }
+
+  /**
+   * Assemble resident [B, H, S, D] values from rows of others, in the runtime's thread (worker.mjs compose): for
+   * each job, output row i is row picks[i][1] of job[picks[i][0]], right-aligned to `length` positions (zeros
+   * before). All sources are consumed. Used when sequences join or leave a batched KV cache.
+   */
+  async composeResident(
+    jobs: readonly (readonly ResidentTensor[])[],
+    picks: readonly (readonly [number, number])[],
+    length: number,
+  ): Promise<ResidentTensor[]> {
+    if (this.closed) throw new LoomError('RUNTIME', 'engine is closed');
+    try {
+      return (await this.transport.call('compose', {
+        jobs: jobs.map((j) => j.map((h) => h.resident)),
+        picks,
+        length,
+      })) as ResidentTensor[];
+    } catch (e) {
+      throw runtimeError(e, 'composing resident values');
+    }
   }
 
   /** Number of resident values held by the runtime (a leak check for tests). */

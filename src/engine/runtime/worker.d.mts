@@ -30,6 +30,7 @@ export function run(
   keep?: string[],
 ): Promise<Record<string, HostTensor | ResidentTensor>>;
 export function free(handles: number[]): void;
+export function compose(jobs: number[][], picks: [number, number][], length: number): ResidentTensor[];
 export function residentCount(): number;
 export function release(id: number): Promise<void>;
 export function endProfiling(id: number): Promise<string>;

@@ -101,6 +101,48 @@ export async function run(id, feeds, fetches, keep) {
   return out;
 }
 
+/**
+ * New resident values assembled from rows of resident [B, H, S, D] values, for a KV-cache batch that sequences
+ * join and leave between decode steps: for each job (one list of source handles per cache tensor) output row i is
+ * row picks[i][1] of source picks[i][0], right-aligned along axis 2 to `length` (the last min(length, S) positions
+ * are copied, earlier ones are zero: left padding that the attention mask hides). Sources are consumed (freed).
+ * The copy happens here, in the runtime's thread: the cache never crosses to the caller.
+ */
+export function compose(jobs, picks, length) {
+  const out = [];
+  const used = new Set();
+  for (const sources of jobs) {
+    const ts = sources.map((h) => {
+      const t = residents.get(h);
+      if (!t) throw new Error(`compose: resident value ${h} was freed or never existed`);
+      if (t.dims.length !== 4) throw new Error(`compose: resident value ${h} is not [B, H, S, D]`);
+      return t;
+    });
+    const [, H, , D] = ts[0].dims;
+    if (ts.some((t) => t.dims[1] !== H || t.dims[3] !== D || t.type !== ts[0].type)) {
+      throw new Error('compose: sources differ in heads, head dim or dtype');
+    }
+    const data = new ts[0].data.constructor(picks.length * H * length * D);
+    picks.forEach(([s, r], i) => {
+      const t = ts[s];
+      if (!t || r < 0 || r >= t.dims[0]) throw new Error(`compose: no row ${r} in source ${s}`);
+      const S = t.dims[2];
+      const n = Math.min(S, length);
+      for (let h = 0; h < H; h++) {
+        const from = ((r * H + h) * S + (S - n)) * D;
+        data.set(t.data.subarray(from, from + n * D), ((i * H + h) * length + (length - n)) * D);
+      }
+    });
+    const dims = [picks.length, H, length, D];
+    const rid = nextResident++;
+    residents.set(rid, new (ort().Tensor)(ts[0].type, data, dims));
+    out.push({ resident: rid, dtype: ts[0].type, dims });
+    for (const h of sources) used.add(h);
+  }
+  free([...used]);
+  return out;
+}
+
 /** Drop resident values (unknown handles are ignored: freeing twice is harmless). */
 export function free(handles) {
   for (const h of handles) {
@@ -165,6 +207,7 @@ if (!isMainThread && workerData?.loomEngine && parentPort) {
         transfer = transferList(result);
       } else if (msg.type === 'release') result = await release(msg.session);
       else if (msg.type === 'free') result = free(msg.handles);
+      else if (msg.type === 'compose') result = compose(msg.jobs, msg.picks, msg.length);
       else if (msg.type === 'residentCount') result = residentCount();
       else if (msg.type === 'endProfiling') result = await endProfiling(msg.session);
       else if (msg.type === 'close') result = await releaseAll();
