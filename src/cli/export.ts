@@ -40,7 +40,8 @@ export function registerExport(program: Command): void {
       } else {
         process.stdout.write(
           `round-trip (${c.checked}): ${c.verdict} / ${VERDICT_ZH[c.verdict]} — max |Δ logit| ${c.max_abs_logit_diff.toExponential(2)}, ` +
-            `greedy agreement ${(c.greedy_agreement * 100).toFixed(0)}% over ${c.greedy_reference.length} tokens, ` +
+            `greedy agreement vs fp32 ${(c.greedy_agreement * 100).toFixed(0)}% over ${c.greedy_reference.length} tokens ` +
+            `(free-running prefix ${(c.greedy_prefix_agreement * 100).toFixed(0)}%), ` +
             `template ${c.template_identical ? 'same' : 'DIFFERENT'}, stops ${c.stops_identical ? 'same' : 'DIFFERENT'}\n`,
         );
       }

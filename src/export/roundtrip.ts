@@ -6,7 +6,9 @@
  *   stops      the artefact declares the same end-of-sequence token ids
  *   logits     max |Δ logit| over every prompt and continuation position
  *   greedy     the source's greedy continuation (up to 8 tokens, cut at eos); agreement = the fraction of those
- *              positions where the artefact's argmax is the same token (teacher-forced), 1 = identical continuation
+ *              positions where the artefact's argmax is the same token (teacher-forced), 1 = identical continuation;
+ *              the artefact's own free-running greedy continuation and the share of the reference it reproduces
+ *              before its first different token (greedy_prefix_agreement), both against the fp32 source
  * The verdict and the export's provenance go to DIR/lineage.json (writeLineage).
  *
  * API:
@@ -39,7 +41,14 @@ export interface RoundTrip {
   stops_identical: boolean;
   max_abs_logit_diff: number;
   greedy_reference: number[];
+  /** Teacher-forced: share of the reference's greedy positions where the artefact's argmax is the same token. */
   greedy_agreement: number;
+  /** What the agreement is measured against: the source model at fp32. */
+  agreement_reference: 'fp32 source';
+  /** The artefact's own free-running greedy continuation (its argmax fed back), cut at eos. */
+  greedy_artefact: number[];
+  /** Share of the reference continuation the artefact reproduces before its first different token. */
+  greedy_prefix_agreement: number;
   verdict: 'identical' | 'close' | 'differs';
 }
 
@@ -227,6 +236,18 @@ export async function roundTrip(r: ExportResult): Promise<RoundTrip | { checked:
       if (argmax(b, pos * V, V) === cont[i]) agree++;
     }
     const agreement = cont.length ? agree / cont.length : 1;
+    // free running: the artefact's own greedy tokens (a lower precision may drift after one different token)
+    const own: number[] = [];
+    for (let i = 0; i < NEW_TOKENS; i++) {
+      const seq = [...promptIds, ...own];
+      // while it follows the reference, its logits are already in b (causal: a prefix of `all`)
+      const l = seq.length <= all.length && own.every((t, j) => t === cont[j]) ? b : await other.fwd(seq);
+      const t = argmax(l, (seq.length - 1) * V, V);
+      own.push(t);
+      if (eos.includes(t)) break;
+    }
+    let prefix = 0;
+    while (prefix < cont.length && own[prefix] === cont[prefix]) prefix++;
     const theirEos = declaredEos(r);
     const stops = eos.length === 0 ? true : eos.some((e) => theirEos.includes(e));
     const same = theirPrompt === prompt;
@@ -245,6 +266,9 @@ export async function roundTrip(r: ExportResult): Promise<RoundTrip | { checked:
       max_abs_logit_diff: Number.isFinite(diff) ? diff : Number.POSITIVE_INFINITY,
       greedy_reference: cont,
       greedy_agreement: agreement,
+      agreement_reference: 'fp32 source',
+      greedy_artefact: own,
+      greedy_prefix_agreement: cont.length ? prefix / cont.length : 1,
       verdict,
     };
   } finally {

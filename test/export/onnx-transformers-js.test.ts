@@ -1,7 +1,8 @@
 // Loom ONNX exports loaded by the real peer, transformers.js (@huggingface/transformers, local files only,
 // env.allowRemoteModels = false): its logits must match Loom's engine to 1e-4 at fp32 and its greedy generate()
 // must produce Loom's own greedy continuation, for Qwen2-style (qkv bias, untied), Llama-3-style (GQA, llama3 rope
-// scaling, tied) and Qwen3 (q/k norm). The quantised files (q8 / q4) load and stay close.
+// scaling, tied) and Qwen3 (q/k norm). The fp16 / q8 / q4 files load with the matching `dtype`, give Loom's
+// logits and greedy continuation on that same file, and stay close to fp32.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import { AutoModelForCausalLM, AutoTokenizer, env, Tensor } from '@huggingface/t
 import { exportArtefact } from '../../src/export/export.ts';
 import { TRANSFORMERS_JS_DTYPE } from '../../src/export/onnx/onnx.ts';
 import { CausalLM } from '../../src/generate/causal-lm.ts';
+import { loadWeights } from '../../src/models/folder.ts';
 import { LLAMA3, makeTinyModel, QWEN2, QWEN3 } from './tiny-models.ts';
 
 let work: string;
@@ -52,7 +54,7 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-async function compare(dir: string, name: string, dtype: 'fp32' | 'int8' | 'int4') {
+async function compare(dir: string, name: string, dtype: 'fp32' | 'fp16' | 'int8' | 'int4') {
   const out = `${name}-onnx-${dtype}`;
   exportArtefact({ input: dir, format: 'onnx', dtype, out: join(work, out), skipCheck: true });
   const lm = await CausalLM.fromFolder(dir, { threads: 1 });
@@ -75,9 +77,22 @@ async function compare(dir: string, name: string, dtype: 'fp32' | 'int8' | 'int4
     const all = await loomGreedy(lm, PROMPT, NEW);
     const stop = all.findIndex((t) => lm.config.eosTokenId.includes(t));
     const loomIds = stop < 0 ? all : all.slice(0, stop + 1);
-    return { diff, peerIds, loomIds, outDir: join(work, out) };
+    return { diff, peerIds, loomIds, outDir: join(work, out), theirs };
   } finally {
     await model.dispose();
+    await lm.close();
+  }
+}
+
+/** Loom's engine on the exported file itself (CausalLM.load picks the export's dtype): logits and greedy ids. */
+async function loomOnFile(outDir: string) {
+  const lm = await CausalLM.load(outDir, { threads: 1 });
+  try {
+    const logits = await lm.forward([PROMPT]);
+    const all = await loomGreedy(lm, PROMPT, NEW);
+    const stop = all.findIndex((t) => lm.config.eosTokenId.includes(t));
+    return { file: lm.onnxPath, logits, ids: stop < 0 ? all : all.slice(0, stop + 1) };
+  } finally {
     await lm.close();
   }
 }
@@ -111,15 +126,46 @@ describe('ONNX export loads in transformers.js (local files only)', () => {
     assert.equal(cfg['transformers.js_config'].kv_cache_dtype, 'float32');
   });
 
-  test('quantised files: model_quantized.onnx (q8) and model_q4.onnx (q4) load and stay close', async () => {
-    const dir = makeTinyModel(work, 'quant', { model_type: 'qwen2', tie_word_embeddings: false });
-    const q8 = await compare(dir, 'quant', 'int8');
-    assert.ok(existsSync(join(q8.outDir, 'onnx', 'model_quantized.onnx')));
-    assert.ok(q8.diff <= 0.3, `q8 max |Δ logit| = ${q8.diff}`);
-    console.log(`# q8 max |Δ logit| ${q8.diff.toFixed(4)}`);
-    const q4 = await compare(dir, 'quant', 'int4');
-    assert.ok(existsSync(join(q4.outDir, 'onnx', 'model_q4.onnx')));
-    console.log(`# q4 max |Δ logit| ${q4.diff.toFixed(4)}`);
-    assert.ok(q4.diff <= 5, `q4 max |Δ logit| = ${q4.diff}`);
-  });
+  // Bounds vs fp32 on these random tiny models (weights of std 0.2, a worst case for 4-bit blocks): fp16 rounds each
+  // weight by <= 2^-11 relative, int8 blocks by <= 1/256 of the block max, int4 by <= 1/16 of it.
+  const LOWER: ['fp16' | 'int8' | 'int4', string, number][] = [
+    ['fp16', 'model_fp16.onnx', 0.05],
+    ['int8', 'model_quantized.onnx', 0.3],
+    ['int4', 'model_q4.onnx', 5],
+  ];
+  for (const [dtype, file, bound] of LOWER) {
+    test(`${dtype}: onnx/${file} loads with dtype '${TRANSFORMERS_JS_DTYPE[dtype]}' and matches Loom on that file`, async () => {
+      const dir = makeTinyModel(work, `q-${dtype}`, { model_type: 'qwen2', tie_word_embeddings: false });
+      const r = await compare(dir, `q-${dtype}`, dtype);
+      const path = join(r.outDir, 'onnx', file);
+      const bytes = readFileSync(path);
+      const fp32 = readFileSync(join(r.outDir, 'onnx', 'model.onnx')).length;
+      // Analytic size: every matrix M (all 2-D weights) shrinks from 4 B per value to 2 (fp16), or — the MatMul ones,
+      // i.e. all but the embedding table that Gather reads — to 1 + 4/32 (int8) or 0.5 + 4/32 (int4: nibbles plus
+      // one float scale per block of 32, implicit zero point 2^(bits-1) as in ORT's MatMulNBits spec).
+      const w = loadWeights(dir);
+      let mats = 0;
+      let matmul = 0;
+      for (const [n, t] of w) {
+        if (t.dims.length !== 2) continue;
+        mats += t.data.length;
+        if (n !== 'model.embed_tokens.weight') matmul += t.data.length;
+      }
+      const want = dtype === 'fp16' ? fp32 - 2 * mats : fp32 - matmul * (4 - (dtype === 'int8' ? 1.125 : 0.625));
+      assert.ok(Math.abs(bytes.length - want) <= 0.02 * want, `${file} ${bytes.length} B, analytic ${want} B`);
+      if (dtype !== 'fp16') assert.ok(bytes.includes('MatMulNBits'), 'quantised file uses com.microsoft.MatMulNBits');
+      const own = await loomOnFile(r.outDir);
+      assert.equal(own.file, path);
+      // same file, same ONNX Runtime: transformers.js must agree with Loom exactly on this file ...
+      const same = maxDiff(r.theirs, own.logits);
+      assert.ok(same <= 1e-4, `transformers.js vs Loom on ${file}: max |Δ logit| ${same}`);
+      assert.deepEqual(r.peerIds, own.ids);
+      // ... and the file is really the lower-precision one (not the fp32 one loaded by mistake), close to fp32
+      console.log(
+        `# ${dtype} vs fp32 max |Δ logit| ${r.diff.toFixed(4)}; peer vs Loom on file ${same.toExponential(1)}`,
+      );
+      assert.ok(r.diff > 1e-4, `${file} gives fp32's logits (${r.diff}): not the ${dtype} weights`);
+      assert.ok(r.diff <= bound, `${dtype} max |Δ logit| vs fp32 = ${r.diff}`);
+    });
+  }
 });

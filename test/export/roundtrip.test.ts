@@ -27,6 +27,8 @@ for (const [format, dtype] of [
     assert.equal(r.check.verdict, 'identical');
     assert.ok(r.check.max_abs_logit_diff <= 1e-4, String(r.check.max_abs_logit_diff));
     assert.equal(r.check.greedy_agreement, 1);
+    assert.deepEqual(r.check.greedy_artefact, r.check.greedy_reference);
+    assert.equal(r.check.greedy_prefix_agreement, 1);
     assert.ok(r.check.template_identical && r.check.stops_identical);
     assert.match(r.check.prompt, /<\|im_start\|>user\nHello! Where is my order\?<\|im_end\|>/);
     const l = JSON.parse(readFileSync(r.lineage, 'utf8'));
@@ -41,12 +43,26 @@ for (const [format, dtype] of [
 test('lower precision reports its agreement; the source hash is the same for every export of one model', async () => {
   const a = await exportModel({ input: src, format: 'gguf', dtype: 'int8', out: join(work, 'q8') });
   const b = await exportModel({ input: src, format: 'onnx', dtype: 'int8', out: join(work, 'onnx-q8') });
-  for (const r of [a, b]) {
+  const c = await exportModel({ input: src, format: 'onnx', dtype: 'fp16', out: join(work, 'onnx-f16') });
+  const d = await exportModel({ input: src, format: 'onnx', dtype: 'int4', out: join(work, 'onnx-q4') });
+  for (const r of [a, b, c, d]) {
     assert.ok('verdict' in r.check);
     if (!('verdict' in r.check)) return;
     assert.ok(r.check.max_abs_logit_diff > 0, 'quantised logits differ from fp32');
     assert.ok(r.check.greedy_agreement >= 0 && r.check.greedy_agreement <= 1);
+    const l = JSON.parse(readFileSync(r.lineage, 'utf8'));
+    assert.equal(l.roundtrip.agreement_reference, 'fp32 source');
+    const { greedy_reference: ref, greedy_artefact: own, greedy_prefix_agreement: p } = l.roundtrip;
+    assert.ok(own.length > 0);
+    // the prefix share is the artefact's own tokens up to its first difference from the reference
+    let k = 0;
+    while (k < ref.length && own[k] === ref[k]) k++;
+    assert.equal(p, k / ref.length);
+    console.log(
+      `# ${r.format} ${r.dtype}: agreement ${r.check.greedy_agreement}, prefix ${p}, Δ ${r.check.max_abs_logit_diff}`,
+    );
   }
+  assert.ok(c.check.checked.includes('model_fp16.onnx') && d.check.checked.includes('model_q4.onnx'));
   const la = JSON.parse(readFileSync(a.lineage, 'utf8'));
   const lb = JSON.parse(readFileSync(b.lineage, 'utf8'));
   assert.equal(la.source.weights_sha256, lb.source.weights_sha256);

@@ -3,6 +3,9 @@
  * it is:
  *   DIR/config.json, generation_config.json, tokenizer.json, tokenizer_config.json (+ chat_template), …
  *   DIR/onnx/model.onnx             fp32, always written (the reference the quantised files are checked against)
+ *   DIR/onnx/model_fp16.onnx        --dtype fp16: weight matrices stored as float16 (half the file), each behind a
+ *                                   Cast to float32, so inputs, outputs, KV cache and math stay float32 (ORT's CPU
+ *                                   kernels have no fast fp16 GEMM; the Cast of an initializer is folded at load)
  *   DIR/onnx/model_quantized.onnx   --dtype int8: MatMulNBits 8-bit weights (transformers.js dtype 'q8')
  *   DIR/onnx/model_q4.onnx          --dtype int4: MatMulNBits 4-bit weights (transformers.js dtype 'q4')
  * The graph is the one Loom's engine runs (models/llama.ts with the KV cache): inputs input_ids, attention_mask,
@@ -18,21 +21,22 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../../core/atomic.ts';
 import { LoomError } from '../../core/errors.ts';
-import { toOnnx } from '../../engine/index.ts';
+import { type HostTensor, toHalf, toOnnx } from '../../engine/index.ts';
 import { parameterCount, toHfConfig } from '../../models/config.ts';
-import { buildLlama } from '../../models/llama.ts';
+import { buildLlama, type WeightSource } from '../../models/llama.ts';
 import type { ExportSource } from '../source.ts';
 
-export type OnnxDtype = 'fp32' | 'int8' | 'int4';
+export type OnnxDtype = 'fp32' | 'fp16' | 'int8' | 'int4';
 
 export const ONNX_FILES: Record<OnnxDtype, string> = {
   fp32: 'model.onnx',
+  fp16: 'model_fp16.onnx',
   int8: 'model_quantized.onnx',
   int4: 'model_q4.onnx',
 };
 
 /** transformers.js `dtype` option that selects each file (its DEFAULT_DTYPE_SUFFIX_MAPPING). */
-export const TRANSFORMERS_JS_DTYPE: Record<OnnxDtype, string> = { fp32: 'fp32', int8: 'q8', int4: 'q4' };
+export const TRANSFORMERS_JS_DTYPE: Record<OnnxDtype, string> = { fp32: 'fp32', fp16: 'fp16', int8: 'q8', int4: 'q4' };
 
 // ORT refuses protobufs over 2 GB: bigger models put their weights in `<file>_data`, as Optimum does.
 const INLINE_LIMIT = 1.8e9;
@@ -41,13 +45,14 @@ function writeModel(
   src: ExportSource,
   onnxDir: string,
   file: string,
-  quantize: { bits: 4 | 8 } | undefined,
+  quantize: { bits: 4 | 8 } | 'fp16' | undefined,
 ): { files: string[]; external: boolean } {
-  const m = buildLlama(src.config, src.weights, { kvCache: true, logits: 'all' });
-  const external = parameterCount(src.config).total * 4 >= INLINE_LIMIT;
+  const weights = quantize === 'fp16' ? halfMatrices(src.weights) : src.weights;
+  const m = buildLlama(src.config, weights, { kvCache: true, logits: 'all' });
+  const external = parameterCount(src.config).total * (quantize === 'fp16' ? 2 : 4) >= INLINE_LIMIT;
   const opts = {
     fused: true,
-    quantize: quantize ? { bits: quantize.bits, blockSize: 32 } : undefined,
+    quantize: quantize && quantize !== 'fp16' ? { bits: quantize.bits, blockSize: 32 } : undefined,
     docString: 'exported by loom export --format onnx',
     externalData: external ? { dir: onnxDir, file: `${file}_data` } : undefined,
   };
@@ -65,10 +70,10 @@ export function writeOnnx(
   dtype: string,
   copyTokenizer: (to: string) => string[],
 ): string[] {
-  if (dtype !== 'fp32' && dtype !== 'int8' && dtype !== 'int4') {
+  if (dtype !== 'fp32' && dtype !== 'fp16' && dtype !== 'int8' && dtype !== 'int4') {
     throw new LoomError('NOT_IMPLEMENTED', `--format onnx does not support --dtype ${dtype}`, {
       field: 'dtype',
-      hint: 'for onnx use fp32, int8 (model_quantized.onnx) or int4 (model_q4.onnx); fp16 ONNX is not built yet',
+      hint: 'for onnx use fp32, fp16 (model_fp16.onnx), int8 (model_quantized.onnx) or int4 (model_q4.onnx); q4_k_m is GGUF only',
     });
   }
   const onnxDir = join(outDir, 'onnx');
@@ -77,7 +82,8 @@ export function writeOnnx(
   const fp32 = writeModel(src, onnxDir, ONNX_FILES.fp32, undefined);
   files.push(...fp32.files);
   if (dtype !== 'fp32') {
-    files.push(...writeModel(src, onnxDir, ONNX_FILES[dtype], { bits: dtype === 'int8' ? 8 : 4 }).files);
+    const how = dtype === 'fp16' ? 'fp16' : { bits: dtype === 'int8' ? (8 as const) : (4 as const) };
+    files.push(...writeModel(src, onnxDir, ONNX_FILES[dtype], how).files);
   }
   const hf = toHfConfig({ ...src.config, torchDtype: 'float32' });
   hf.use_cache = true;
@@ -101,4 +107,21 @@ export function writeOnnx(
   files.push('generation_config.json');
   files.push(...copyTokenizer(outDir));
   return files;
+}
+
+/** The weights with every matrix (embeddings, projections, head) as float16; norms and biases stay float32. */
+function halfMatrices(weights: ExportSource['weights']): WeightSource {
+  const cache = new Map<string, HostTensor>();
+  return {
+    get(name) {
+      const w = weights.get(name);
+      if (!w || w.dims.length < 2) return w;
+      let h = cache.get(name);
+      if (!h) {
+        h = { dtype: 'float16', dims: [...w.dims], data: Uint16Array.from(w.data, toHalf) };
+        cache.set(name, h);
+      }
+      return h;
+    },
+  };
 }
