@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 
 function walk(dir, out) {
   for (const name of readdirSync(dir)) {
@@ -43,8 +44,11 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
-const reporter = process.stdout.isTTY ? 'spec' : 'spec';
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-reporter=${reporter}`, ...files], {
+// Node 20 runs test files one at a time on 2 cores (availableParallelism - 1); unit files are short and mostly
+// start-up (tsx), so the fast tier runs one per core. The full suite keeps one at a time: its end-to-end files
+// train models and spawn servers, and two of them at once on 2 cores only trade places.
+const concurrency = fast ? Math.max(2, availableParallelism()) : Math.max(1, availableParallelism() - 1);
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-concurrency=${concurrency}`, ...files], {
   stdio: 'inherit',
   env: { ...process.env, LOOM_TEST: '1' },
 });

@@ -17,13 +17,13 @@ import { writeOutputs } from './outputs.ts';
 import type { DataReport, StepReport } from './report/index.ts';
 import {
   clearOutputs,
+  meteredStep,
   planFiles,
   type Resolved,
   type RunDataOptions,
   type RunDataResult,
   rejectContext,
   resolveConfig,
-  runStep,
 } from './setup.ts';
 import { fileRanks, listShardOutputs, rowsInFileOrder, runShardMerge } from './shard.ts';
 import type { StepContext } from './step.ts';
@@ -157,7 +157,7 @@ export async function mergeDataShards(
     if (r.cfg.dedup.exact) {
       const exact = exactDedupStep(r.cfg.dedup.exact);
       const mergeCtx: StepContext = { ...ctx, reject: (x) => ctx.reject({ ...x, step: 'exact_dedup_merge' }) };
-      rows = runStep({ ...exact, name: 'exact_dedup_merge' }, rows, mergeCtx, report, sink);
+      rows = meteredStep({ ...exact, name: 'exact_dedup_merge' }, rows, mergeCtx, report, sink);
     }
     const hash = createHash('sha256').update(JSON.stringify(r.cfg)).digest('hex').slice(0, 16);
     return await writeOutputs(r, rows, ctx, report, sink, rejectsWriter, t0, inputsShown, `merge-${hash}`);

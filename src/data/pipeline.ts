@@ -12,6 +12,7 @@ import {
   DONE_FILE,
   emptyCounts,
   estimateRows,
+  meteredStep,
   OUTPUT_FILES,
   openRun,
   planFiles,
@@ -19,7 +20,6 @@ import {
   type RunDataResult,
   readDone,
   resolveConfig,
-  runStep,
   tokenCounterOf,
 } from './setup.ts';
 import { runShard } from './shard-run.ts';
@@ -99,7 +99,7 @@ export async function runDataPipeline(
   try {
     let rows = source();
     for (const step of buildSteps(r.cfg, { countTokens: await tokenCounterOf(r) }))
-      rows = runStep(step, rows, ctx, report, sink);
+      rows = meteredStep(step, rows, ctx, report, sink);
     const res = await writeOutputs(
       r,
       rows,

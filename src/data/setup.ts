@@ -137,7 +137,8 @@ export function rejectContext(
   return { report, rejectsWriter, sink, ctx };
 }
 
-export function runStep(
+/** Wraps one step so the report counts its rows in and out and rejects are flushed in order. */
+export function meteredStep(
   step: Step,
   rows: AsyncIterable<DataRow>,
   ctx: StepContext,

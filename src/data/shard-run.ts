@@ -8,11 +8,11 @@ import { DatasetStatsBuilder } from './report/index.ts';
 import {
   buildSteps,
   emptyCounts,
+  meteredStep,
   openRun,
   type Resolved,
   type RunDataOptions,
   type RunDataResult,
-  runStep,
   tokenCounterOf,
 } from './setup.ts';
 import { markShardDone, shardPaths } from './shard.ts';
@@ -49,7 +49,7 @@ export async function runShard(
     // Near-duplicates are only tagged here: a row this shard would drop may be the keeper once the other shards'
     // rows (and the cross-shard exact copies the merge removes first) are known, so the merge decides them all.
     for (const step of buildSteps(r.cfg, { bandsOut: bandsTmp, countTokens, markNear: true })) {
-      rows = runStep(
+      rows = meteredStep(
         exactWriter && exactCfg && step.name === 'exact_dedup' ? recordExactKeys(step, exactCfg, exactWriter) : step,
         rows,
         ctx,

@@ -22,7 +22,7 @@ import { loadTokenCounter } from './lint.ts';
 import { normalizeStep } from './normalize.ts';
 import { piiStep, rejectMasker } from './pii.ts';
 import { type DataReport, DatasetStatsBuilder, RunReportBuilder, writeReport } from './report/index.ts';
-import { countOut, planFiles, rejectContext, runStep, type SourceState, sourceRows } from './setup.ts';
+import { countOut, meteredStep, planFiles, rejectContext, type SourceState, sourceRows } from './setup.ts';
 import { assignSplits, SPLITS, type SplitName } from './split.ts';
 import type { Step, StepContext } from './step.ts';
 
@@ -85,7 +85,7 @@ async function runTask(
       report,
       sink,
     );
-    for (const s of steps) rows = runStep(s, rows, ctx, report, sink);
+    for (const s of steps) rows = meteredStep(s, rows, ctx, report, sink);
     for await (const row of rows) {
       await writer.write(`${JSON.stringify(toCanonical(row))}\n`);
       await stats.add(row);

@@ -22,7 +22,8 @@ describe('rejects over the size cap', () => {
       source: { file: 'in.jsonl', line: 7 },
       row: { id: 'big', text },
     });
-    assert.ok(Date.now() - t0 < 5000);
+    // A generous bound: it catches a quadratic or copying path (minutes), not a busy machine (8x load here).
+    assert.ok(Date.now() - t0 < 60_000, `took ${Date.now() - t0} ms`);
     assert.ok(line.length < 16 * 1024, `line is ${line.length} chars`);
     const rec = JSON.parse(line);
     assert.deepEqual(rec.source, { file: 'in.jsonl', line: 7 });

@@ -67,7 +67,3 @@ export function parseMessages(v: unknown, source: SourceRef | undefined, field: 
 export function metaOf(rec: JsonRecord): Record<string, unknown> {
   return isRecord(rec.meta) ? { ...rec.meta } : {};
 }
-
-export function rowId(source: SourceRef): string {
-  return `${source.file}:${source.line}`;
-}

@@ -34,16 +34,6 @@ export const ONNX_DTYPE: Record<DType, number> = {
   float64: 11,
 };
 
-export const BYTES: Record<DType, number> = {
-  float32: 4,
-  float16: 2,
-  float64: 8,
-  int64: 8,
-  int32: 4,
-  bool: 1,
-  uint8: 1,
-};
-
 /** Build a HostTensor from numbers (convenience for constants and tests). */
 export function hostTensor(dtype: DType, dims: number[], values: ArrayLike<number> | ArrayLike<bigint>): HostTensor {
   const n = dims.reduce((a, b) => a * b, 1);

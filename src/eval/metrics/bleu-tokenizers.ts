@@ -85,16 +85,6 @@ const ZH_RANGES: readonly [number, number][] = [
   [0x3300, 0x33ff],
 ];
 
-const ZH_TABLE = (() => {
-  const t = new Uint8Array(0x10000);
-  for (const [a, b] of ZH_RANGES) t.fill(1, a, b + 1);
-  return t;
-})();
-
-export function isSacrebleuChineseChar(cp: number): boolean {
-  return cp < 0x10000 && ZH_TABLE[cp] === 1;
-}
-
 const hex4 = (n: number) => `\\u${n.toString(16).padStart(4, '0')}`;
 const ZH_CHAR_G = new RegExp(`[${ZH_RANGES.map(([a, b]) => `${hex4(a)}-${hex4(b)}`).join('')}]`, 'g');
 

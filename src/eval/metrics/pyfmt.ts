@@ -114,8 +114,3 @@ export function pyFixed(x: number, digits: number): string {
 export function pyRound(x: number, digits = 0): number {
   return Number(pyFixed(x, digits));
 }
-
-/** Python `'%d'`-style integer rendering. */
-export function pyInt(x: number): string {
-  return Math.trunc(x).toString();
-}
