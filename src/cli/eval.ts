@@ -188,7 +188,8 @@ Example:
           });
         }
       }
-      const { hyps, refs } = readParallel(opts.hyp, opts.ref);
+      const notes: string[] = [];
+      const { hyps, refs } = readParallel(opts.hyp, opts.ref, notes);
       const run: MetricRunOptions = {
         bleu: {
           tokenize: opts.tokenize as BleuTokenizerName | undefined,
@@ -236,7 +237,7 @@ Example:
         pairedSamples: opts.pairedSamples,
       };
       if (opts.baseline) {
-        run.baseline = readSegments(opts.baseline, 'baseline');
+        run.baseline = readSegments(opts.baseline, 'baseline', notes);
         if (run.baseline.length !== hyps.length) {
           throw new LoomError(
             'METRIC_INPUT',
@@ -245,6 +246,7 @@ Example:
           );
         }
       }
+      for (const n of notes) process.stderr.write(`note: ${n}\n`);
       if (name === 'bleu' && hyps.filter((h) => h.endsWith(' .')).length >= 100) {
         // sacrebleu's hint: detokenized input is expected; tokenized input inflates the score.
         process.stderr.write(

@@ -2,12 +2,7 @@
  * Bytes → lines for every text input: decompression (`.gz` via zlib, `.zst` via fzstd, streamed), encoding
  * detection and conversion, and a byte-level line splitter so memory stays bounded by the longest line.
  *
- * Encoding detection (`encoding: auto`), on the first 64 KiB:
- *  1. a BOM decides: EF BB BF → `utf8-bom`, FF FE → `utf16le`, FE FF → `utf16be`;
- *  2. many NUL bytes on odd (even) positions → `utf16le` (`utf16be`) without BOM;
- *  3. strict UTF-8 decoding of the sample's lines: if at least half of the lines that hold non-ASCII bytes
- *     decode, the file is `utf8` (a few corrupt lines in a UTF-8 file stay UTF-8 and are reported as
- *     malformed); otherwise `gb18030` (a superset of GBK and GB2312), decoded with iconv-lite.
+ * Encoding detection (`encoding: auto`) is src/core/encoding.ts (shared with the eval stage), on the first 64 KiB.
  * Lines that do not decode under the chosen encoding come out with `ok: false` and a lossy text, so the reader
  * can report them as malformed (`undecodable bytes`) with their 1-based line number.
  */
@@ -15,8 +10,9 @@ import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
 import iconv from 'iconv-lite';
+import { detectEncoding, ENCODING_SAMPLE_BYTES, type Encoding } from '../../core/encoding.ts';
 
-export type Encoding = 'utf8' | 'utf8-bom' | 'utf16le' | 'utf16be' | 'gb18030';
+export { detectEncoding, type Encoding };
 export type EncodingOption = 'auto' | Encoding;
 
 /** The file name without a trailing `.gz` / `.zst`, used to pick the format. */
@@ -45,59 +41,8 @@ export function openBytes(file: string): AsyncIterable<Buffer> {
   return raw;
 }
 
-const SAMPLE = 64 * 1024;
+const SAMPLE = ENCODING_SAMPLE_BYTES;
 const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
-
-function isUtf8(bytes: Uint8Array): boolean {
-  try {
-    utf8Fatal.decode(bytes);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Detects the encoding of a sample (the first bytes of a file). */
-export function detectEncoding(sample: Buffer, complete: boolean): Encoding {
-  if (sample.length >= 3 && sample[0] === 0xef && sample[1] === 0xbb && sample[2] === 0xbf) return 'utf8-bom';
-  if (sample.length >= 2 && sample[0] === 0xff && sample[1] === 0xfe) return 'utf16le';
-  if (sample.length >= 2 && sample[0] === 0xfe && sample[1] === 0xff) return 'utf16be';
-  let evenZero = 0;
-  let oddZero = 0;
-  const n = Math.min(sample.length, 4096) & ~1;
-  for (let i = 0; i < n; i += 2) {
-    if (sample[i] === 0) evenZero++;
-    if (sample[i + 1] === 0) oddZero++;
-  }
-  if (n > 0 && oddZero > n / 8 && evenZero < n / 64) return 'utf16le';
-  if (n > 0 && evenZero > n / 8 && oddZero < n / 64) return 'utf16be';
-  // Judge line by line; the last line of an incomplete sample may be cut mid-character, so skip it.
-  let start = 0;
-  let nonAscii = 0;
-  let good = 0;
-  while (start < sample.length) {
-    let end = sample.indexOf(10, start);
-    if (end < 0) {
-      if (!complete) break;
-      end = sample.length;
-    }
-    const line = sample.subarray(start, end);
-    let ascii = true;
-    for (let i = 0; i < line.length; i++) {
-      if (line[i]! >= 0x80) {
-        ascii = false;
-        break;
-      }
-    }
-    if (!ascii) {
-      nonAscii++;
-      if (isUtf8(line)) good++;
-    }
-    start = end + 1;
-  }
-  if (nonAscii === 0 || good * 2 >= nonAscii) return 'utf8';
-  return 'gb18030';
-}
 
 export interface DecodedLine {
   /** 1-based line number in the (decompressed) file. */

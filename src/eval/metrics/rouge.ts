@@ -21,7 +21,22 @@ export interface RougeOptions {
    * after . ! ? (followed by space and a capital/digit) and after 。！？ — a small rule-based stand-in for NLTK punkt.
    */
   splitSummaries?: boolean;
+  /** Refuse a target or prediction longer than this many UTF-16 units before tokenising (default MAX_ROUGE_SEGMENT_CHARS). */
+  maxSegmentChars?: number;
+  /** Refuse ROUGE-L / ROUGE-Lsum when target tokens × prediction tokens exceed this (default MAX_LCS_CELLS). */
+  maxLcsCells?: number;
 }
+
+/**
+ * ROUGE-L is an LCS, quadratic in the token counts, and rouge-score's ROUGE-Lsum keeps the whole table; a segment
+ * that is really a whole document on one line (a 50 MB line) would run for hours. These caps make such input a
+ * clear refusal in well under a second instead. They are refusals, not chunking: a chunked LCS is a different
+ * number from rouge-score's, and a silently different score is worse than none.
+ * 25 M cells is 5,000 × 5,000 tokens (a 100 MB table for ROUGE-Lsum at worst, about 0.1–0.3 s); 1 M characters
+ * tokenise in about 0.3 s.
+ */
+export const MAX_LCS_CELLS = 25_000_000;
+export const MAX_ROUGE_SEGMENT_CHARS = 1_000_000;
 
 const ZERO: RougeScore = { precision: 0, recall: 0, fmeasure: 0 };
 
@@ -268,6 +283,8 @@ export class RougeScorer {
   readonly types: readonly string[];
   private readonly tok: RougeTokenizer;
   private readonly splitSummaries: boolean;
+  private readonly maxChars: number;
+  private readonly maxCells: number;
 
   constructor(types: readonly string[], opts: RougeOptions = {}) {
     if (types.length === 0) throw new LoomError('METRIC_OPTION', 'no ROUGE type given', { field: 'rouge_types' });
@@ -276,6 +293,40 @@ export class RougeScorer {
     const tk = opts.tokenizer ?? 'default';
     this.tok = typeof tk === 'string' ? getRougeTokenizer(tk, opts.useStemmer ?? false) : tk;
     this.splitSummaries = opts.splitSummaries ?? false;
+    this.maxChars = opts.maxSegmentChars ?? MAX_ROUGE_SEGMENT_CHARS;
+    this.maxCells = opts.maxLcsCells ?? MAX_LCS_CELLS;
+  }
+
+  /** Refuses pathological sizes before any quadratic (or merely slow) work; see MAX_LCS_CELLS. */
+  private checkSizes(target: string, prediction: string): void {
+    for (const [what, text] of [
+      ['reference', target],
+      ['hypothesis', prediction],
+    ] as const) {
+      if (text.length > this.maxChars) {
+        throw new LoomError(
+          'METRIC_INPUT',
+          `the ${what} has ${text.length.toLocaleString('en-US')} characters, over ROUGE's limit of ${this.maxChars.toLocaleString('en-US')} per segment`,
+          {
+            hint: 'one line is one segment: a whole document on one line is probably a formatting mistake (split it into segments, one per line)',
+          },
+        );
+      }
+    }
+  }
+
+  private checkLcs(type: string, targetTokens: number, predictionTokens: number): void {
+    const cells = targetTokens * predictionTokens;
+    if (cells > this.maxCells) {
+      throw new LoomError(
+        'METRIC_INPUT',
+        `${type} needs an LCS over ${targetTokens.toLocaleString('en-US')} × ${predictionTokens.toLocaleString('en-US')} tokens (${cells.toExponential(1)} cells), over the limit of ${this.maxCells.toExponential(1)}; LCS time is quadratic, so this is refused rather than left to run for hours`,
+        {
+          field: 'rouge_types',
+          hint: 'split the long segment into one-per-line segments, or score it with --rouge-types rouge1,rouge2 (linear time)',
+        },
+      );
+    }
   }
 
   tokenize(text: string): string[] {
@@ -288,9 +339,11 @@ export class RougeScorer {
 
   /** rouge-score RougeScorer.score(target, prediction). */
   score(target: string, prediction: string): Record<string, RougeScore> {
+    this.checkSizes(target, prediction);
     const needTokens = this.types.some((t) => t !== 'rougeLsum');
     const tt = needTokens ? this.tok.tokenize(target) : [];
     const pt = needTokens ? this.tok.tokenize(prediction) : [];
+    if (this.types.includes('rougeL')) this.checkLcs('rougeL', tt.length, pt.length);
     const [ti, pi, distinct] = intern(tt, pt);
     // Ids are shifted by one in n-gram keys so no digit is 0.
     const K = distinct + 1;
@@ -298,10 +351,12 @@ export class RougeScorer {
     for (const type of this.types) {
       if (type === 'rougeL') out[type] = scoreLcsIds(ti, pi);
       else if (type === 'rougeLsum') {
-        out[type] = summaryLevelLcs(
-          this.sentences(target).map((s) => this.tok.tokenize(s)),
-          this.sentences(prediction).map((s) => this.tok.tokenize(s)),
-        );
+        const refSents = this.sentences(target).map((s) => this.tok.tokenize(s));
+        const canSents = this.sentences(prediction).map((s) => this.tok.tokenize(s));
+        // Σ over sentence pairs of |r|·|c| is (Σ|r|)·(Σ|c|), and one pair's table can be all of it.
+        const count = (xs: string[][]) => xs.reduce((a, x) => a + x.length, 0);
+        this.checkLcs('rougeLsum', count(refSents), count(canSents));
+        out[type] = summaryLevelLcs(refSents, canSents);
       } else {
         const n = Number(type.slice(5));
         out[type] = K ** n < 2 ** 53 ? scoreNgramIds(ti, pi, n, K) : scoreNgrams(tt, pt, n);

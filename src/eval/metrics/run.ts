@@ -4,6 +4,7 @@
  * and a paired significance test against a second system. `loom eval metric` and eval suites call this.
  */
 import { readFileSync } from 'node:fs';
+import { decodeTextStrict, encodingLabel } from '../../core/encoding.ts';
 import { LoomError } from '../../core/errors.ts';
 import { Bleu, type BleuOptions, formatBleu } from './bleu.ts';
 import { Chrf, type ChrfOptions, formatChrf } from './chrf.ts';
@@ -134,9 +135,20 @@ export function scoreMetric(
     case 'rouge': {
       const types = opts.rouge?.types ?? ['rouge1', 'rouge2', 'rougeL', 'rougeLsum'];
       const scorer = new RougeScorer(types, opts.rouge);
-      const per = hyps.map((h, i) =>
-        sets[i].length === 1 ? scorer.score(sets[i][0], h) : scorer.scoreMulti(sets[i], h),
-      );
+      // A refusal (rouge.ts size caps) names the segment: line i + 1 of the hypothesis and reference files.
+      const scoreAt = (h: string, i: number) => {
+        try {
+          return sets[i].length === 1 ? scorer.score(sets[i][0], h) : scorer.scoreMulti(sets[i], h);
+        } catch (e) {
+          if (!(e instanceof LoomError)) throw e;
+          throw new LoomError(e.code, `segment ${i + 1} (line ${i + 1}): ${e.message}`, {
+            line: i + 1,
+            field: e.field,
+            hint: e.hint,
+          });
+        }
+      };
+      const per = hyps.map(scoreAt);
       const head = types.includes('rougeL') ? 'rougeL' : types[0];
       const means: Record<string, { precision: number; recall: number; fmeasure: number }> = {};
       for (const t of types) {
@@ -167,9 +179,7 @@ export function scoreMetric(
           : undefined;
       let paired: PairedResult | undefined;
       if (opts.baseline) {
-        const base = opts.baseline.map((h, i) =>
-          sets[i].length === 1 ? scorer.score(sets[i][0], h) : scorer.scoreMulti(sets[i], h),
-        );
+        const base = opts.baseline.map(scoreAt);
         paired = pairedMean(
           base.map((b) => b[head].fmeasure),
           per.map((p) => p[head].fmeasure),
@@ -264,24 +274,34 @@ function meanReport(
 }
 
 /**
- * Reads a one-segment-per-line file. A final newline does not add a segment; '\r\n' endings are accepted.
- * Empty files are an input error.
+ * Reads a file's bytes as text in its detected encoding (UTF-8, UTF-8 with BOM, UTF-16 with or without BOM,
+ * GB18030/GBK: the data stage's detector, src/core/encoding.ts); bytes invalid in that encoding are refused with
+ * file:line. `notes` gets one line when the file is not plain UTF-8, so the CLI can say what it decoded.
  */
-export function readSegments(path: string, role: string): string[] {
-  let text: string;
+function readTextLines(path: string, what: string, notes?: string[]): string[] {
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch (e) {
-    throw new LoomError('INPUT_NOT_FOUND', `cannot read ${role} file ${path}: ${(e as Error).message}`, {
+    throw new LoomError('INPUT_NOT_FOUND', `cannot read ${what} ${path}: ${(e as Error).message}`, {
       file: path,
       cause: e,
     });
   }
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  if (text.length === 0) throw new LoomError('METRIC_INPUT', `${role} file is empty`, { file: path });
-  const lines = text.split('\n');
-  if (lines[lines.length - 1] === '') lines.pop();
-  return lines.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
+  const { encoding, lines } = decodeTextStrict(bytes, path, what);
+  if (encoding !== 'utf8' && encoding !== 'utf8-bom')
+    notes?.push(`${what} ${path}: read as ${encodingLabel(encoding)}`);
+  return lines;
+}
+
+/**
+ * Reads a one-segment-per-line file. A final newline does not add a segment; '\r\n' endings are accepted; the
+ * encoding is detected (readTextLines). Empty files are an input error.
+ */
+export function readSegments(path: string, role: string, notes?: string[]): string[] {
+  const lines = readTextLines(path, `${role} file`, notes);
+  if (lines.length === 0) throw new LoomError('METRIC_INPUT', `${role} file is empty`, { file: path });
+  return lines;
 }
 
 /**
@@ -289,18 +309,8 @@ export function readSegments(path: string, role: string): string[] {
  * blank lines skipped, each row kept with its 1-based line number so later errors can name file and line.
  */
 export function readJsonlRows(path: string, what: string): { line: number; value: Record<string, unknown> }[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new LoomError('INPUT_NOT_FOUND', `cannot read ${what} ${path}: ${(e as Error).message}`, {
-      file: path,
-      cause: e,
-    });
-  }
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const out: { line: number; value: Record<string, unknown> }[] = [];
-  text.split('\n').forEach((raw, i) => {
+  readTextLines(path, what).forEach((raw, i) => {
     if (raw.trim() === '') return;
     let value: unknown;
     try {
@@ -322,11 +332,15 @@ export function readJsonlRows(path: string, what: string): { line: number; value
 }
 
 /** Reads hypothesis and reference files and checks that every file has the same number of lines. */
-export function readParallel(hypPath: string, refPaths: readonly string[]): { hyps: string[]; refs: string[][] } {
+export function readParallel(
+  hypPath: string,
+  refPaths: readonly string[],
+  notes?: string[],
+): { hyps: string[]; refs: string[][] } {
   if (refPaths.length === 0) throw new LoomError('METRIC_INPUT', 'at least one --ref file is needed');
-  const hyps = readSegments(hypPath, 'hypothesis');
+  const hyps = readSegments(hypPath, 'hypothesis', notes);
   const refs = refPaths.map((p) => {
-    const r = readSegments(p, 'reference');
+    const r = readSegments(p, 'reference', notes);
     if (r.length !== hyps.length) {
       throw new LoomError(
         'METRIC_INPUT',
