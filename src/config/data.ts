@@ -39,6 +39,8 @@ export const sharegptTagsConfig = z
     observation_tag: z.string(),
     function_tag: z.string(),
     system_tag: z.string(),
+    /** Joins a turn whose content is a list of utterances (default a newline). */
+    utterance_separator: z.string(),
   })
   .partial()
   .strict();
@@ -91,6 +93,12 @@ export const dataOutputConfig = z
     keep_meta: z.union([z.boolean(), z.array(z.string())]).default(true),
     /** Drop rows longer than this many tokens (needs `tokenizer`); the trainer would cut their answers off. */
     cutoff_len: z.number().int().positive().optional(),
+    /**
+     * A conversation that ends with user (or tool) turns after its last assistant turn: `trim` cuts it back to
+     * that assistant turn and logs the cut turns in rejects (`format.trimmed_trailing_turns`, changed); `drop`
+     * rejects the whole conversation (`format.last_not_assistant`).
+     */
+    trailing_user: z.enum(['trim', 'drop']).default('trim'),
     /** Write `dataset_info.json` so LLaMA-Factory can train on the output (formats it can read). */
     llamafactory: z.boolean().default(true),
   })

@@ -1,6 +1,6 @@
 import type { DataConfig } from '../config/data.ts';
 import { LoomError } from '../core/errors.ts';
-import type { DataRow } from '../core/types.ts';
+import type { DataRow, Message } from '../core/types.ts';
 import { exportRow, type FormatName, rowKind } from './formats/index.ts';
 import { conversationProblems, rowTokens, type TokenCounter } from './lint.ts';
 import type { Step } from './step.ts';
@@ -55,6 +55,21 @@ export function formatStep(out: DataConfig['output'], countTokens?: TokenCounter
             msgs = msgs.slice(1);
             row = { ...row, [field]: msgs };
           }
+          if (field === 'messages' && out.trailing_user === 'trim') {
+            const keep = answeredLength(msgs);
+            if (keep < msgs.length) {
+              ctx.reject({
+                step: 'format',
+                reason: 'format.trimmed_trailing_turns',
+                action: 'changed',
+                source: row.source,
+                row,
+                detail: { kept_turns: keep, trimmed: msgs.slice(keep) },
+              });
+              msgs = msgs.slice(0, keep);
+              row = { ...row, messages: msgs };
+            }
+          }
           const problems = conversationProblems(withSystemPrompt(row, out)[field] ?? [], field === 'prompt').filter(
             (p) => p.severity === 'error',
           );
@@ -94,6 +109,16 @@ export function formatStep(out: DataConfig['output'], countTokens?: TokenCounter
       }
     },
   };
+}
+
+/**
+ * How many turns to keep so the conversation ends with its last assistant turn: real exports often end with a
+ * customer's "thanks" or an unanswered follow-up, and dropping the whole dialogue for that loses every answer
+ * before it. A conversation with no assistant turn keeps everything (the lint then rejects it as unanswered).
+ */
+export function answeredLength(msgs: readonly Message[]): number {
+  for (let i = msgs.length - 1; i >= 0; i--) if (msgs[i]!.role === 'assistant') return i + 1;
+  return msgs.length;
 }
 
 /** The row as written: with the configured system prompt in front of its conversation (unless it has one). */

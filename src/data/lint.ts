@@ -7,7 +7,7 @@ import { toCanonical } from './formats/canonical.ts';
 import { isRecord, type JsonRecord, typeOf } from './formats/common.ts';
 import { detectFormat, type FormatOptions, type InputFormatName, recordOf } from './formats/index.ts';
 import { assertInputFile, type RawRecord, readJsonRecords } from './formats/io.ts';
-import { SHAREGPT_DEFAULT_TAGS } from './formats/sharegpt.ts';
+import { SHAREGPT_DEFAULT_TAGS, turnContent } from './formats/sharegpt.ts';
 import { isMalformed, readInputs } from './ingest/index.ts';
 
 /**
@@ -130,7 +130,7 @@ function loosen(rec: JsonRecord, format: InputFormatName, opts: FormatOptions): 
       isRecord(m)
         ? {
             role: typeof m[roleTag] === 'string' ? (map[m[roleTag] as string] ?? `?${m[roleTag]}`) : m[roleTag],
-            content: m[contentTag],
+            content: turnContent(m[contentTag], t.utterance_separator) ?? m[contentTag],
           }
         : { role: undefined, content: m },
     );

@@ -15,6 +15,24 @@ export interface ShareGptTags {
   observation_tag: string;
   function_tag: string;
   system_tag: string;
+  /**
+   * Joins a turn whose content is a list of utterances (`turns[].utterances: ["…", "…"]`, as helpdesk and chat
+   * exports write several messages in a row from one speaker), in order. Default a newline.
+   */
+  utterance_separator?: string;
+}
+
+/** Default `utterance_separator`: one line per utterance, as the speaker sent them. */
+export const UTTERANCE_SEPARATOR = '\n';
+
+/**
+ * A turn's content: a string, or a list of strings joined in order with the separator; anything else is
+ * undefined (the caller reports it with the turn's position).
+ */
+export function turnContent(v: unknown, separator: string | undefined): string | undefined {
+  if (typeof v === 'string') return v;
+  if (Array.isArray(v) && v.every((u) => typeof u === 'string')) return v.join(separator ?? UTTERANCE_SEPARATOR);
+  return undefined;
 }
 
 export interface ShareGptColumns {
@@ -72,9 +90,19 @@ function resolve(opts: ShareGptOptions = {}) {
 function parseTurn(v: unknown, t: ShareGptTags, source: SourceRef, where: string): { m: Message; fn: boolean } {
   if (!isRecord(v)) throw malformed(`${where} must be an object, got ${typeOf(v)}`, source, where);
   const from = v[t.role_tag];
-  const content = v[t.content_tag];
-  if (typeof content !== 'string') {
-    throw malformed(`${where}.${t.content_tag} must be a string, got ${typeOf(content)}`, source, where);
+  const content = turnContent(v[t.content_tag], t.utterance_separator);
+  if (content === undefined) {
+    const raw = v[t.content_tag];
+    const list: unknown[] = Array.isArray(raw) ? raw : [];
+    const bad = list.findIndex((u) => typeof u !== 'string');
+    throw malformed(
+      bad >= 0
+        ? `${where}.${t.content_tag}[${bad}] must be a string, got ${typeOf(list[bad])}`
+        : `${where}.${t.content_tag} must be a string or a list of strings, got ${typeOf(raw)}`,
+      source,
+      where,
+      raw === undefined ? 'set tags.content_tag to the field that holds the text of a turn' : undefined,
+    );
   }
   const map: Record<string, Role> = {
     [t.user_tag]: 'user',
