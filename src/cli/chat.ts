@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { LoomError } from '../core/errors.ts';
 import type { GenerationSettings, Message } from '../core/types.ts';
-import { LocalChatModel } from '../generate/chat-model.ts';
+import { openLocalModel } from './local-model.ts';
 
 interface ChatOptions {
   system?: string;
@@ -66,7 +66,7 @@ export function registerChat(program: Command): void {
 }
 
 async function runChat(dir: string, opts: ChatOptions, settings: GenerationSettings, threads?: number): Promise<void> {
-  const model = await LocalChatModel.fromFolder(dir, { template: opts.template, threads, file: opts.onnxFile });
+  const model = await openLocalModel(dir, { template: opts.template, threads, file: opts.onnxFile });
   const tty = process.stdin.isTTY === true;
   const out = process.stdout;
   const history: Message[] = opts.system ? [{ role: 'system', content: opts.system }] : [];

@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'TRAIN_INVALID'
   | 'TRAIN_RESOURCES'
   | 'CHECKPOINT'
+  | 'CHECKPOINT_CORRUPT'
   | 'PROVIDER'
   | 'NETWORK'
   | 'NOT_IMPLEMENTED'

@@ -2,6 +2,8 @@
  * What `loom export` reads: a model folder (HF layout) or a training run folder (lineage.json + adapter/, merged/
  * or model/). A LoRA run without a merged folder is merged here, in float64 accumulation, exactly as
  * `loom train --merge` does (models/peft.ts), so every export format starts from the same float32 weights.
+ * A checkpoint folder (`<run>/checkpoints/step-N`) is verified against its manifest and applied to the run's base
+ * model (train/checkpoint-model.ts).
  *
  * API:
  *   openExportSource(dir) -> ExportSource { config, weights, tokenizerDir, generationConfig, modelDir, run?, adapterDir? }
@@ -13,6 +15,7 @@ import type { LlamaConfig } from '../models/config.ts';
 import { loadWeights, openModelFolder } from '../models/folder.ts';
 import { adapterScale, mergeLoraInto, readPeftAdapter } from '../models/peft.ts';
 import type { Float32Named, Float32Tensor } from '../models/safetensors.ts';
+import { isCheckpointDir, openCheckpointModel } from '../train/checkpoint-model.ts';
 
 export interface RunInfo {
   dir: string;
@@ -82,6 +85,17 @@ export function openExportSource(input: string): ExportSource {
     });
   }
   if (existsSync(join(dir, 'config.json'))) return fromModelFolder(dir, readRun(dir));
+  if (isCheckpointDir(dir)) {
+    const ck = openCheckpointModel(dir);
+    return {
+      config: ck.config,
+      weights: ck.weights,
+      tokenizerDir: ck.baseDir,
+      generationConfig: ck.generationConfig,
+      modelDir: ck.baseDir,
+      run: readRun(ck.runDir),
+    };
+  }
   const run = readRun(dir);
   const adapter = existsSync(join(dir, 'adapter', 'adapter_config.json')) ? join(dir, 'adapter') : undefined;
   for (const sub of ['merged', 'model']) {
@@ -114,6 +128,6 @@ export function openExportSource(input: string): ExportSource {
   }
   throw new LoomError('INPUT_FORMAT', `${input} is neither a model folder nor a training run`, {
     file: input,
-    hint: 'a model folder has config.json; a run folder has lineage.json with adapter/, merged/ or model/',
+    hint: 'a model folder has config.json; a run folder has lineage.json with adapter/, merged/ or model/; a checkpoint has state.json and trainable.safetensors',
   });
 }

@@ -5,6 +5,7 @@
  * API:
  *   LocalChatModel.fromFolder(dir, { engine?, threads?, template?, id?, file? })   a model folder or an ONNX export
  *                                                               folder (runs its onnx/ file; CausalLM.load)
+ *   LocalChatModel.fromWeights({ config, weights, tokenizerDir, generationConfig }, opts)
  *   model.chat(messages, settings?, signal?)                    -> ChatResult
  *   model.chatStream(messages, settings, onText, signal?)       -> ChatResult (onText gets each final text piece)
  *   model.chatBatch(conversations, settings?)                   -> ChatResult[] (one left-padded batch)
@@ -19,7 +20,9 @@ import { join } from 'node:path';
 import { LoomError } from '../core/errors.ts';
 import type { ChatModel, ChatResult, GenerationSettings, Message } from '../core/types.ts';
 import type { Engine } from '../engine/index.ts';
+import type { LlamaConfig } from '../models/config.ts';
 import { openModelFolder } from '../models/folder.ts';
+import type { Float32Tensor } from '../models/safetensors.ts';
 import { applyChatTemplate } from '../tokenizer/chat.ts';
 import { LoomTokenizer } from '../tokenizer/tokenizer.ts';
 import { CausalLM, isOnnxExport } from './causal-lm.ts';
@@ -51,6 +54,22 @@ export class LocalChatModel implements ChatModel {
     const tokenizer = LoomTokenizer.fromFolder(dir);
     const lm = await CausalLM.load(dir, { engine: opts.engine, threads: opts.threads, file: opts.file });
     return new LocalChatModel(opts.id ?? `local:${dir}`, lm, tokenizer, defaults, opts.template);
+  }
+
+  /** Weights already in memory (e.g. a training checkpoint applied to its base model), tokenizer from a folder. */
+  static async fromWeights(
+    src: {
+      config: LlamaConfig;
+      weights: Map<string, Float32Tensor>;
+      tokenizerDir: string;
+      generationConfig: Record<string, unknown>;
+    },
+    opts: LocalChatModelOptions = {},
+  ): Promise<LocalChatModel> {
+    const tokenizer = LoomTokenizer.fromFolder(src.tokenizerDir);
+    const lm = await CausalLM.fromWeights(src.config, src.weights, { engine: opts.engine, threads: opts.threads });
+    const defaults = settingsFromGenerationConfig(src.generationConfig);
+    return new LocalChatModel(opts.id ?? `local:${src.tokenizerDir}`, lm, tokenizer, defaults, opts.template);
   }
 
   /** Prompt ids for a conversation, ending with the assistant generation prompt. */

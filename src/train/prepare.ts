@@ -167,15 +167,18 @@ function buildFromNothing(c: TrainConfig, baseDir: string, modelDir: string): vo
   writeFileAtomic(join(modelDir, 'tokenizer.json'), JSON.stringify(json));
 }
 
-/** `--resume`: the newest checkpoint in the run folder, refused when it was made with a different config. */
-export function loadResume(outputDir: string, c: TrainConfig): CheckpointData {
+/**
+ * `--resume`: the newest checkpoint in the run folder, verified against its manifest (CHECKPOINT_CORRUPT names a
+ * damaged file), refused when it was made with a different config.
+ */
+export function loadResume(outputDir: string, c: TrainConfig, warn?: (line: string) => void): CheckpointData {
   const dir = latestCheckpoint(outputDir);
   if (!dir) {
     throw new LoomError('CHECKPOINT', `--resume: no checkpoint in ${join(outputDir, 'checkpoints')}`, {
       hint: 'run without --resume to start fresh',
     });
   }
-  const from = loadCheckpoint(dir);
+  const from = loadCheckpoint(dir, warn);
   if (from.state.configHash !== configHash(c)) {
     throw new LoomError('CHECKPOINT', 'the checkpoint was made with a different config', {
       file: dir,

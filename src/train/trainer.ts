@@ -63,7 +63,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
   checkJob(job);
   const p = await prepare(job);
   const mo = methodOptions(c, p.isPacked || c.packing);
-  const resumeFrom = job.resume ? loadResume(outputDir, c) : undefined;
+  const resumeFrom = job.resume ? loadResume(outputDir, c, log(job)) : undefined;
   const initial = new Map<string, Float32Array>((resumeFrom?.params ?? []).map((t) => [t.name, t.data]));
   const graphs = buildTrainGraphs(p.model, p.weights, mo, () => new Rng((c.seed ^ 0x5eed1234) >>> 0), initial, {
     accumulate: c.gradient_accumulation_steps > 1,
