@@ -102,7 +102,7 @@ export async function startServe(target: string, opts: ServeStartOptions = {}): 
   let gateway: Gateway | undefined;
   try {
     for (const m of config.models) {
-      const concurrency = m.backend === 'local' ? m.concurrency : 1;
+      const concurrency = m.backend === 'upstream' ? 1 : m.concurrency;
       const limiter = new Limiter(concurrency, config.limits.queue, (q, r) => {
         gateway?.metrics.queueDepth.set({ model: m.name }, q);
         gateway?.metrics.running.set({ model: m.name }, r);

@@ -53,7 +53,19 @@ const upstream = z
     path: ['provider'],
   });
 
-const gguf = z.object({ name, backend: z.literal('gguf'), path: z.string().min(1) }).strict();
+const gguf = z
+  .object({
+    name,
+    backend: z.literal('gguf'),
+    /** A .gguf file (relative to serve.yaml), e.g. made by `loom export --format gguf`. */
+    path: z.string().min(1),
+    threads: z.number().int().min(1).optional(),
+    /** llama.cpp context per sequence; default: the model's trained context, at most 4096. */
+    context_size: z.number().int().min(16).optional(),
+    /** Sequences generating at once (llama.cpp batches them in one context); more wait in the queue. */
+    concurrency: z.number().int().min(1).max(64).default(1),
+  })
+  .strict();
 
 export const serveSchema = z
   .object({

@@ -13,7 +13,18 @@ import type { RequestLogEntry } from '../registry/request-log.ts';
 import type { ServedModel } from './backends.ts';
 import { runGeneration, toApiError } from './generation.ts';
 import { type GuardedStream, promptTextOf, ServeGuard } from './guard-middleware.ts';
-import { ApiError, chatBody, completionBody, invalid, parseBody, toMessages, toSettings } from './protocol.ts';
+import {
+  ApiError,
+  type CompletionBody,
+  chatBody,
+  chatExtras,
+  completionBody,
+  completionExtras,
+  invalid,
+  parseBody,
+  toMessages,
+  toSettings,
+} from './protocol.ts';
 
 export interface ServeLimits {
   max_body_bytes: number;
@@ -154,21 +165,8 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     modelOf.set(req, model.name);
     opts.authorize?.(req, model.name);
     let maxTokens = body.max_tokens ?? limits.default_max_tokens;
-    if (chat) {
-      const c = chat;
-      if (c.logprobs)
-        throw invalid('logprobs are not supported by loom serve yet', 'logprobs', 'unsupported_parameter');
-      if (c.response_format && c.response_format.type !== 'text') {
-        throw invalid(
-          `response_format ${c.response_format.type} is not supported yet`,
-          'response_format',
-          'unsupported_parameter',
-        );
-      }
-      maxTokens = c.max_completion_tokens ?? maxTokens;
-    } else if ((body as { logprobs?: number | null }).logprobs) {
-      throw invalid('logprobs are not supported by loom serve yet', 'logprobs', 'unsupported_parameter');
-    }
+    const extras = chat ? chatExtras(chat) : completionExtras(body as CompletionBody);
+    if (chat) maxTokens = chat.max_completion_tokens ?? maxTokens;
     if (maxTokens > limits.max_tokens) {
       throw invalid(
         `max_tokens ${maxTokens} is above this server's limit of ${limits.max_tokens}`,
@@ -238,7 +236,7 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       const refusedInput = verdict?.refusal;
       const r: ChatResult = refusedInput
         ? { text: refusedInput, finishReason: 'stop', usage: { promptTokens: 0, completionTokens: 0 } }
-        : await runGeneration(model, { messages, prompt, settings, adapter }, run);
+        : await runGeneration(model, { messages, prompt, settings, adapter, ...extras }, run);
       if (!refusedInput) opts.onUsage?.(req, r);
       const out = refusedInput ? { text: r.text, refused: true } : guard?.output(model.name, r.text, userText);
       if (out?.refused && !refusedInput) reply.header('x-loom-guard', 'output-refused');
@@ -330,7 +328,11 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       return reply;
     }
     try {
-      const r = await runGeneration(model, { messages, prompt, settings, adapter, onText: emit }, { ...run, onStart });
+      const r = await runGeneration(
+        model,
+        { messages, prompt, settings, adapter, ...extras, onText: emit },
+        { ...run, onStart },
+      );
       opts.onUsage?.(req, r);
       const rest = moderated?.end();
       if (rest) send(chunk(rest, null));

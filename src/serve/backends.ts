@@ -1,12 +1,11 @@
 /**
  * The models a gateway serves, behind one shape: local model folders (with named adapters), OpenAI-compatible
- * upstreams (timeout, retries, per-upstream concurrency, fallback chain). GGUF is refused until node-llama-cpp
- * is wired.
+ * upstreams (timeout, retries, per-upstream concurrency, fallback chain), GGUF files through llama.cpp
+ * (gguf-backend.ts).
  */
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ServeModelConfig } from '../config/serve.ts';
-import { LoomError } from '../core/errors.ts';
 import type { ChatModel, ChatResult, GenerationSettings, Message } from '../core/types.ts';
 import { mergedFolderFor } from '../eval/suite/models.ts';
 import { LocalChatModel } from '../generate/chat-model.ts';
@@ -14,6 +13,9 @@ import { generateText } from '../generate/generate.ts';
 import { OpenAICompatibleModel } from '../providers/openai-compatible.ts';
 import type { Limiter } from './limiter.ts';
 import { ApiError } from './protocol.ts';
+
+/** OpenAI `response_format` past `text`: the backend must return JSON (json_schema: matching the schema). */
+export type ResponseFormat = { type: 'json_object' } | { type: 'json_schema'; name: string; schema: unknown };
 
 export interface GenerateRequest {
   messages?: Message[];
@@ -23,11 +25,14 @@ export interface GenerateRequest {
   adapter?: string;
   signal: AbortSignal;
   onText?: (delta: string) => void;
+  responseFormat?: ResponseFormat;
+  /** Alternatives to report per generated token (0 = the chosen token's logprob only); absent = no logprobs. */
+  logprobs?: number;
 }
 
 export interface ServedModel {
   readonly name: string;
-  readonly backend: 'local' | 'upstream' | 'chat';
+  readonly backend: 'local' | 'upstream' | 'gguf' | 'chat';
   readonly adapters: readonly string[];
   readonly fallback: readonly string[];
   readonly limiter?: Limiter;
@@ -51,8 +56,36 @@ export class ChatModelBackend implements ServedModel {
   async close(): Promise<void> {}
 }
 
+/** Refuses what a backend cannot honour (400 unsupported_parameter) instead of silently ignoring it. */
+export function refuseUnsupported(
+  what: string,
+  req: GenerateRequest,
+  can: { json_object?: boolean; json_schema?: boolean; logprobs?: boolean } = {},
+): void {
+  const f = req.responseFormat?.type;
+  if (f && !can[f])
+    throw new ApiError(
+      400,
+      f === 'json_schema'
+        ? `${what} does not support response_format json_schema (gguf models do; json_object is constrained on local models)`
+        : `${what} does not support response_format ${f}`,
+      'invalid_request_error',
+      'response_format',
+      'unsupported_parameter',
+    );
+  if (req.logprobs !== undefined && !can.logprobs)
+    throw new ApiError(
+      400,
+      `${what} does not return logprobs`,
+      'invalid_request_error',
+      'logprobs',
+      'unsupported_parameter',
+    );
+}
+
 /** A whole-reply chat over any ChatModel: refuses plain completions, hands the reply to a stream as one delta. */
 async function chatOnly(what: string, model: ChatModel, req: GenerateRequest): Promise<ChatResult> {
+  refuseUnsupported(what, req);
   if (!req.messages)
     throw new ApiError(
       400,
@@ -97,6 +130,7 @@ export class LocalBackend implements ServedModel {
   }
 
   async generate(req: GenerateRequest): Promise<ChatResult> {
+    refuseUnsupported(`model "${this.name}"`, req);
     // Adapter names are map keys from the config, never joined into a path: "../x" simply is not found.
     const m = this.models.get(req.adapter ?? '');
     if (!m)
@@ -158,8 +192,6 @@ export class UpstreamBackend implements ServedModel {
 export async function openBackend(cfg: ServeModelConfig, baseDir: string, limiter: Limiter): Promise<ServedModel> {
   if (cfg.backend === 'local') return LocalBackend.open(cfg, baseDir, limiter);
   if (cfg.backend === 'upstream') return new UpstreamBackend(cfg);
-  throw new LoomError('NOT_IMPLEMENTED', `model "${cfg.name}": the gguf backend (node-llama-cpp) is not wired yet`, {
-    field: 'backend',
-    hint: 'serve the model folder with backend: local, or run llama.cpp/Ollama and add it as backend: upstream (provider: ollama) / 尚未支持 gguf 后端：请改用 local 或 upstream',
-  });
+  const { GgufBackend } = await import('./gguf-backend.ts');
+  return GgufBackend.open(cfg, baseDir, limiter);
 }

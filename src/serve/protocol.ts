@@ -61,8 +61,22 @@ export const chatBody = z
     logprobs: z.boolean().nullish(),
     top_logprobs: z.number().int().min(0).max(20).nullish(),
     response_format: z
-      .object({ type: z.enum(['text', 'json_object', 'json_schema']) })
-      .passthrough()
+      .discriminatedUnion('type', [
+        z.object({ type: z.literal('text') }).passthrough(),
+        z.object({ type: z.literal('json_object') }).passthrough(),
+        z
+          .object({
+            type: z.literal('json_schema'),
+            json_schema: z
+              .object({
+                name: z.string().min(1).max(64),
+                schema: z.record(z.string(), z.unknown()).optional(),
+                strict: z.boolean().nullish(),
+              })
+              .passthrough(),
+          })
+          .passthrough(),
+      ])
       .nullish(),
     tools: z.array(z.unknown()).optional(),
     tool_choice: z.unknown().optional(),
@@ -71,9 +85,36 @@ export const chatBody = z
 export type ChatBody = z.output<typeof chatBody>;
 
 export const completionBody = z
-  .object({ ...sampling, prompt: z.union([z.string(), z.array(z.string()).length(1)]), logprobs: z.number().nullish() })
+  .object({
+    ...sampling,
+    prompt: z.union([z.string(), z.array(z.string()).length(1)]),
+    logprobs: z.number().int().min(0).max(5).nullish(),
+  })
   .passthrough();
 export type CompletionBody = z.output<typeof completionBody>;
+
+/** What a backend is asked for beyond plain text (GenerateRequest fields). */
+export interface RequestExtras {
+  responseFormat?: { type: 'json_object' } | { type: 'json_schema'; name: string; schema: unknown };
+  logprobs?: number;
+}
+
+export function chatExtras(c: ChatBody): RequestExtras {
+  const out: RequestExtras = {};
+  const f = c.response_format;
+  if (f?.type === 'json_object') out.responseFormat = { type: 'json_object' };
+  if (f?.type === 'json_schema')
+    out.responseFormat = { type: 'json_schema', name: f.json_schema.name, schema: f.json_schema.schema ?? {} };
+  if (c.top_logprobs && !c.logprobs)
+    throw invalid('top_logprobs needs logprobs: true', 'top_logprobs', 'invalid_value');
+  if (c.logprobs) out.logprobs = c.top_logprobs ?? 0;
+  return out;
+}
+
+/** Completions' `logprobs: n` asks for the n most likely alternatives per token (0 = the chosen one only). */
+export function completionExtras(c: CompletionBody): RequestExtras {
+  return typeof c.logprobs === 'number' ? { logprobs: c.logprobs } : {};
+}
 
 /** Parses a body or throws a 400 naming the first offending field (the SDKs surface `param`). */
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
