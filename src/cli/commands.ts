@@ -79,7 +79,8 @@ export const VERBS: readonly Verb[] = [
   {
     name: 'serve',
     term: 'serve [options] <target> [overrides...]',
-    summary: 'serve models over an OpenAI-compatible HTTP API (a model folder, or serve.yaml with several models)',
+    summary:
+      'serve models over an OpenAI-compatible HTTP API (a model folder, ONNX export folder, .gguf file, or serve.yaml)',
     load: async () => (await import('./serve.ts')).registerServe,
   },
   {

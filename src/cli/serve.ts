@@ -1,5 +1,5 @@
 import { readdirSync, statSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { basename, extname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { applyOverrides, validateConfig } from '../config/load.ts';
 import { loadServeConfig, type ServeConfig, serveSchema } from '../config/serve.ts';
@@ -38,7 +38,7 @@ export interface RunningServer {
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
-/** A model folder becomes a one-model config; a .yaml/.yml/.json file is read as serve.yaml. */
+/** A model folder or .gguf file becomes a one-model config; a .yaml/.yml/.json file is read as serve.yaml. */
 export function resolveServeConfig(
   target: string,
   overrides: readonly string[] = [],
@@ -47,12 +47,16 @@ export function resolveServeConfig(
     const l = loadServeConfig(target, overrides);
     return { config: l.config, baseDir: l.baseDir };
   }
-  const dir = resolve(target);
+  // A model folder (Loom/HF weights, or an ONNX export folder: LocalChatModel runs its onnx/ file) is served by
+  // the local engine; a .gguf file by llama.cpp. Either way under its file or folder name.
+  const path = resolve(target);
+  const gguf = /\.gguf$/i.test(path);
   const name =
-    basename(dir)
+    basename(path, gguf ? extname(path) : '')
       .replace(/[^A-Za-z0-9_.-]/g, '-')
-      .replace(/^[^A-Za-z0-9]+/, '') || 'model';
-  const raw = applyOverrides({ models: [{ name, backend: 'local', path: dir }] }, overrides);
+      .replace(/^[^A-Za-z0-9]+/, '')
+      .slice(0, 64) || 'model';
+  const raw = applyOverrides({ models: [{ name, backend: gguf ? 'gguf' : 'local', path }] }, overrides);
   return { config: validateConfig(serveSchema, raw, target), baseDir: process.cwd() };
 }
 
@@ -153,7 +157,9 @@ interface ServeCliOptions {
 export function registerServe(program: Command): void {
   program
     .command('serve <target> [overrides...]')
-    .description('serve models over an OpenAI-compatible HTTP API (a model folder, or serve.yaml with several models)')
+    .description(
+      'serve models over an OpenAI-compatible HTTP API (a model folder, ONNX export folder, .gguf file, or serve.yaml)',
+    )
     .option('--host <host>', 'address to bind (default 127.0.0.1; loopback only while no API key exists)')
     .option('--port <port>', 'port (default 8000; 0 picks a free one)')
     .option('--dry-run', 'validate the config and print the memory estimate of the configured models, then exit')
@@ -163,7 +169,7 @@ export function registerServe(program: Command): void {
     .option('--log-level <level>', 'pino log level on stderr: fatal, error, warn, info, debug, silent', 'info')
     .addHelpText(
       'after',
-      '\nPrints "listening on http://HOST:PORT" when ready; SIGTERM/SIGINT finish in-flight streams, then exit 0.\n\nExample:\n  $ loom serve out/quickstart/train/pretrain/model --port 8000\n  $ loom serve serve.yaml limits.queue=8 limits.max_tokens=512\n  $ curl -s localhost:8000/v1/chat/completions -H content-type:application/json \\\n      -d \'{"model":"model","messages":[{"role":"user","content":"hi"}]}\'',
+      '\nPrints "listening on http://HOST:PORT" when ready; SIGTERM/SIGINT finish in-flight streams, then exit 0.\n\nExample:\n  $ loom serve out/quickstart/train/pretrain/model --port 8000\n  $ loom serve exports/model-Q8_0.gguf\n  $ loom serve serve.yaml limits.queue=8 limits.max_tokens=512\n  $ curl -s localhost:8000/v1/chat/completions -H content-type:application/json \\\n      -d \'{"model":"model","messages":[{"role":"user","content":"hi"}]}\'',
     )
     .action(async (target: string, overrides: string[], o: ServeCliOptions) => {
       const port = parsePort(o.port);

@@ -151,13 +151,16 @@ test('upstream backend: a dead upstream falls back to the next in its chain (fak
   }
 });
 
-test('serve.yaml: bad configs name the key; gguf is refused with a LoomError', async () => {
+test('serve.yaml: bad configs name the key; a missing gguf file is refused naming its path', async () => {
   const bad = join(work, 'bad.yaml');
   writeFileSync(bad, 'models:\n  - { name: "../x", backend: local, path: m }\n');
   await assert.rejects(startServe(bad, { port: 0 }), (e: Error & { field?: string }) => e.field === 'models.0.name');
   const g = join(work, 'g.yaml');
   writeFileSync(g, 'models:\n  - { name: g, backend: gguf, path: m.gguf }\n');
-  await assert.rejects(startServe(g, { port: 0 }), (e: Error & { code?: string }) => e.code === 'NOT_IMPLEMENTED');
+  await assert.rejects(
+    startServe(g, { port: 0 }),
+    (e: Error & { code?: string; field?: string }) => e.code === 'INPUT_NOT_FOUND' && /m\.gguf/.test(e.message),
+  );
 });
 
 /** Ensures promtool is present (Debian `prometheus`); returns false when it cannot be installed here. */
