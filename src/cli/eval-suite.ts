@@ -6,6 +6,7 @@ import { RetrievalModel } from '../eval/baselines/retrieval.ts';
 import { recordEvalRun } from '../eval/records.ts';
 import { compareRuns, formatComparison, loadRun, renderComparison } from '../eval/report/compare.ts';
 import { fmt } from '../eval/report/html.ts';
+import { UNREACHABLE } from '../eval/suite/results.ts';
 import { runSuite } from '../eval/suite/runner.ts';
 import { Registry } from '../registry/db.ts';
 import { serveChatModel } from '../serve/openai-server.ts';
@@ -49,6 +50,10 @@ Example:
           return;
         }
         for (const t of result.tasks) {
+          if (t.unreachable) {
+            process.stdout.write(`${t.task}\t${t.model}\t${t.prompt}\t${UNREACHABLE}\n`);
+            continue;
+          }
           const s = Object.entries(t.summary)
             .filter(([k]) => !k.startsWith('f1['))
             .map(([k, v]) => `${k}=${fmt(v.score, 3)}${v.ci ? ` [${fmt(v.ci[0], 3)}, ${fmt(v.ci[1], 3)}]` : ''}`)
@@ -63,6 +68,8 @@ Example:
           if (t.errors.length > 3) process.stderr.write(`${t.task} ${t.model}: … ${t.errors.length - 3} more\n`);
         }
         process.stdout.write(`results: ${join(dir, 'results.json')}\nreport:  ${join(dir, 'report.html')}\n`);
+        for (const m of result.models.filter((x) => x.unreachable))
+          process.stderr.write(`${m.id}: endpoint unreachable (its tasks were not run): ${m.unreachable}\n`);
         if (result.errors.length || result.tasks.some((t) => t.errors.length)) process.exitCode = 1;
       },
     );

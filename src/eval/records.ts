@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Registry } from '../registry/db.ts';
-import type { RunResult } from './suite/results.ts';
+import { type RunResult, runFailed } from './suite/results.ts';
 
 /**
  * Eval runs in the registry: a `runs` row of kind `eval`, one metric row per (task, model, prompt, metric), and
@@ -52,7 +52,7 @@ export function recordEvalRun(reg: Registry, run: RunResult, dir: string): void 
   reg.upsertRun({
     id: run.runId,
     kind: 'eval',
-    status: run.finished ? 'finished' : 'interrupted',
+    status: runFailed(run) ? 'failed' : run.finished ? 'finished' : 'interrupted',
     outputDir: dir,
     parentId: sources.find((s) => s !== undefined && reg.getRun(s) !== undefined),
     config: { suite: run.suitePath, configHash: run.configHash, datasets: run.datasets ?? [] },

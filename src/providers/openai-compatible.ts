@@ -113,6 +113,8 @@ export class OpenAICompatibleModel implements ChatModel {
 
   private async withRetries(body: unknown, signal?: AbortSignal): Promise<ChatResult> {
     let lastError = '';
+    // True while the latest attempt got no HTTP answer at all (refused, unresolvable, reset, timed out).
+    let noAnswer = false;
     // Per request, not per model: concurrent requests each honour the Retry-After their own reply sent.
     let retryAfterMs: number | undefined;
     for (let attempt = 0; attempt <= this.opts.maxRetries; attempt++) {
@@ -136,8 +138,10 @@ export class OpenAICompatibleModel implements ChatModel {
         if (signal?.aborted) throw e;
         const err = e as Error;
         lastError = err.name === 'TimeoutError' ? `timed out after ${this.opts.timeoutMs} ms` : describeFetchError(err);
+        noAnswer = true;
         continue;
       }
+      noAnswer = false;
       const text = await res.text();
       if (res.status === 429 || res.status >= 500) {
         lastError = `HTTP ${res.status}: ${text.slice(0, 200)}`;
@@ -166,8 +170,39 @@ export class OpenAICompatibleModel implements ChatModel {
     throw new LoomError(
       'NETWORK',
       `${this.id}: ${this.url} failed after ${this.opts.maxRetries + 1} attempts: ${lastError}`,
-      { hint: 'check that the endpoint is reachable (base_url) and not rate-limiting; raise max_retries or timeout' },
+      {
+        // field base_url marks "never answered" (vs. 429/5xx after retries), so callers can tell an unreachable server.
+        field: noAnswer ? 'base_url' : undefined,
+        hint: 'check that the endpoint is reachable (base_url) and not rate-limiting; raise max_retries or timeout',
+      },
     );
+  }
+
+  /**
+   * One health probe before a suite: `GET <base_url>/models`, `attempts` tries `delayMs` apart, each bounded by
+   * `timeoutMs`. Any HTTP answer (even 404 or 401) means the server is there; only a connection failure or a
+   * timeout means unreachable, so servers without /models still pass. Returns the reason when unreachable.
+   */
+  async probe(opts: { attempts?: number; timeoutMs?: number; delayMs?: number } = {}): Promise<string | undefined> {
+    const attempts = opts.attempts ?? 2;
+    const timeoutMs = Math.min(opts.timeoutMs ?? 5_000, this.opts.timeoutMs);
+    const url = this.url.replace(/\/chat\/completions$/, '/models');
+    let reason = '';
+    for (let i = 0; i < attempts; i++) {
+      if (i > 0) await sleep(opts.delayMs ?? 300);
+      try {
+        const res = await fetch(url, {
+          headers: this.key ? { authorization: `Bearer ${this.key}` } : {},
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        await res.body?.cancel();
+        return undefined;
+      } catch (e) {
+        const err = e as Error;
+        reason = err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : describeFetchError(err);
+      }
+    }
+    return `${url}: ${reason} (${attempts} ${attempts === 1 ? 'try' : 'tries'})`;
   }
 
   private backoff(attempt: number): number {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -196,16 +196,67 @@ test('suite: endpoint models scored side by side, cached on rerun, compared with
   reg.close();
 });
 
-test('suite: an unreachable endpoint is reported per item and the run still finishes', async () => {
-  const suite = writeSuite([{ id: 'down', kind: 'endpoint', base_url: down, model: 'x', max_retries: 0 }], {
-    tasks: [{ id: 'faq', kind: 'generation', dataset: 'gen.jsonl', metrics: ['bleu'] }],
-  });
+test('suite: an unreachable endpoint fails fast, is n/a (not 0) and the registry records a failed run', async () => {
+  // Default retries (4) and timeout: the single probe before the suite, not per-item retries, decides.
+  const suite = writeSuite(
+    [
+      { id: 'good', kind: 'endpoint', base_url: perfect.url, model: 'good' },
+      { id: 'down', kind: 'endpoint', base_url: down, model: 'x' },
+    ],
+    {
+      tasks: [{ id: 'faq', kind: 'generation', dataset: 'gen.jsonl', metrics: ['bleu'] }],
+      cache: `cache-${Math.random().toString(36).slice(2)}.sqlite`,
+    },
+  );
+  const before = perfect.requests.length;
+  const t0 = performance.now();
   const { result, dir: runDir } = await runSuite(suite);
-  const t = result.tasks[0]!;
-  assert.equal(t.errors.length, QA.length);
-  assert.ok(t.errors[0]!.includes(down) && /ECONNREFUSED/.test(t.errors[0]!), t.errors[0]);
+  const seconds = (performance.now() - t0) / 1000;
+  assert.ok(seconds < 10, `took ${seconds.toFixed(1)} s`);
+  const d = result.tasks.find((t) => t.model === 'down')!;
+  assert.ok(d.unreachable && /ECONNREFUSED/.test(d.unreachable) && d.unreachable.includes(down), d.unreachable);
+  assert.deepEqual(d.summary, {}, 'no score at all, not 0');
+  assert.equal(d.examples.length, 0, 'no item was sent');
+  assert.equal(result.models.find((m) => m.id === 'down')!.unreachable, d.unreachable);
+  // The reachable model still ran and scored.
+  close(result.tasks.find((t) => t.model === 'good')!.summary.bleu!.score, 100);
+  assert.equal(perfect.requests.length - before, QA.length);
   assert.ok(result.finished);
-  assert.ok(existsSync(join(runDir, 'report.html')));
+  const html = readFileSync(join(runDir, 'report.html'), 'utf8');
+  assert.match(html, /<td[^>]*>n\/a \(unreachable\)<\/td>/);
+  assert.ok(!/0\.00/.test(html.slice(html.indexOf('<h2>Summary'), html.indexOf('<h2>Details')).split('down')[1]!));
+
+  const reg = new Registry(join(dir, `reg-${Math.random().toString(36).slice(2)}.db`));
+  recordEvalRun(reg, result, runDir);
+  assert.equal(reg.getRun(result.runId)!.status, 'failed');
+  const names = reg.db
+    .prepare('SELECT name FROM metrics WHERE run_id = ?')
+    .all(result.runId)
+    .map((r) => (r as { name: string }).name);
+  assert.ok(names.some((n) => n.startsWith('faq/good/')));
+  assert.ok(!names.some((n) => n.includes('/down/')), 'no 0.000 recorded for the unreachable model');
+  reg.close();
+});
+
+test('suite: an endpoint that dies mid-task stops being called (breaker) and its task is n/a', async () => {
+  let served = 0;
+  // The probe (GET) passes; the first chat request kills the server, so it never gets an HTTP answer.
+  const flaky: OpenAIMock = await startOpenAIMock(() => {
+    served++;
+    void flaky.close();
+    return { stallMs: 50 };
+  });
+  const suite = writeSuite([{ id: 'flaky', kind: 'endpoint', base_url: flaky.url, model: 'f', max_retries: 1 }], {
+    tasks: [{ id: 'faq', kind: 'generation', dataset: 'gen.jsonl', metrics: ['bleu'] }],
+    cache: `cache-${Math.random().toString(36).slice(2)}.sqlite`,
+  });
+  const { result } = await runSuite(suite, { parallel: 1 });
+  const t = result.tasks[0]!;
+  assert.equal(served, 1);
+  assert.ok(t.unreachable, 'marked unreachable');
+  assert.deepEqual(t.summary, {});
+  // The first item used its 2 attempts; the other items failed at once without a request.
+  assert.equal(t.errors.filter((e) => /skipped, endpoint unreachable/.test(e)).length, QA.length - 1);
 });
 
 test('suite: bad dataset line names file and line', async () => {
@@ -228,4 +279,46 @@ test('suite: unknown task kind is a config error naming the key', async () => {
     }),
   );
   await assert.rejects(runSuite(p), (e: unknown) => (e as Error).message.includes('tasks.0.kind'));
+});
+
+test('loom eval run prints n/a (unreachable) for a closed port, exits 1 and records the run as failed', async () => {
+  const { Command } = await import('commander');
+  const { registerEvalSuite } = await import('../../src/cli/eval-suite.ts');
+  const suite = writeSuite([{ id: 'down', kind: 'endpoint', base_url: down, model: 'x' }], {
+    tasks: [{ id: 'faq', kind: 'generation', dataset: 'gen.jsonl', metrics: ['bleu'] }],
+  });
+  const regPath = join(dir, `cli-reg-${Math.random().toString(36).slice(2)}.db`);
+  const prevReg = process.env.LOOM_REGISTRY;
+  process.env.LOOM_REGISTRY = regPath;
+  const out: string[] = [];
+  const o = process.stdout.write.bind(process.stdout);
+  const e = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((s: string) => out.push(String(s)) > 0) as typeof process.stdout.write;
+  process.stderr.write = ((s: string) => out.push(String(s)) > 0) as typeof process.stderr.write;
+  const prevExit = process.exitCode;
+  let code: typeof process.exitCode;
+  try {
+    const program = new Command().exitOverride();
+    registerEvalSuite(program.command('eval'));
+    await program.parseAsync(['node', 'loom', 'eval', 'run', suite]);
+    code = process.exitCode;
+  } finally {
+    process.stdout.write = o;
+    process.stderr.write = e;
+    process.exitCode = prevExit;
+    if (prevReg === undefined) delete process.env.LOOM_REGISTRY;
+    else process.env.LOOM_REGISTRY = prevReg;
+  }
+  const text = out.join('');
+  assert.match(text, /faq\tdown\tplain@1\tn\/a \(unreachable\)\n/);
+  assert.ok(!/bleu=0\.000/.test(text));
+  assert.match(text, /down: endpoint unreachable \(its tasks were not run\): .*ECONNREFUSED/);
+  assert.equal(code, 1);
+  const reg = new Registry(regPath);
+  const runs = reg.db.prepare("SELECT status FROM runs WHERE kind = 'eval'").all() as { status: string }[];
+  reg.close();
+  assert.deepEqual(
+    runs.map((r) => r.status),
+    ['failed'],
+  );
 });

@@ -1,5 +1,5 @@
 import type { ConversationResult } from '../simulate/conversation.ts';
-import type { MetricSummary, RunResult, TaskRunResult } from '../suite/results.ts';
+import { type MetricSummary, type RunResult, type TaskRunResult, UNREACHABLE } from '../suite/results.ts';
 
 /** Self-contained HTML (inline CSS, no scripts from anywhere): opens from disk, mails as one file. */
 
@@ -37,10 +37,16 @@ function summaryTable(run: RunResult): string {
   for (const [task, rows] of byTask) {
     const metrics = metricNames(rows);
     html += `<h3>${esc(task)} <span class="muted">(${esc(rows[0]!.kind)})</span></h3><table><tr><th>model</th><th>prompt</th>`;
-    html += metrics.map((m) => `<th>${esc(m)}</th>`).join('') + '<th>items</th><th>errors</th></tr>';
+    html +=
+      (metrics.length ? metrics : ['score']).map((m) => `<th>${esc(m)}</th>`).join('') +
+      '<th>items</th><th>errors</th></tr>';
     for (const r of rows) {
       const n = r.conversations?.length ?? r.examples.length;
       html += `<tr><td>${esc(r.model)}</td><td>${esc(r.prompt)}</td>`;
+      if (r.unreachable) {
+        html += `<td colspan="${Math.max(1, metrics.length)}" class="err" title="${esc(r.unreachable)}">${UNREACHABLE}</td><td>${n}</td><td class="err">${r.errors.length}</td></tr>`;
+        continue;
+      }
       html += metrics
         .map((m) => `<td>${m === 'policy_violations' ? fmt(r.summary[m]?.score, 0) : fmtSummary(r.summary[m])}</td>`)
         .join('');
@@ -145,9 +151,9 @@ export function renderRunReport(run: RunResult): string {
     '<h2>Models</h2><table><tr><th>id</th><th>model</th><th>kind</th><th>path / adapter</th><th>tokens in/out</th><th>cost (USD)</th></tr>';
   for (const m of run.models) {
     const u = run.usage[m.id];
-    body += `<tr><td>${esc(m.id)}</td><td>${esc(m.modelId)}</td><td>${esc(m.kind)}</td><td>${esc(
-      [m.path, m.adapter].filter(Boolean).join(' + '),
-    )}</td><td>${u ? `${u.promptTokens} / ${u.completionTokens}` : '0 / 0 (cached)'}</td><td>${
+    body += `<tr><td>${esc(m.id)}</td><td>${esc(m.modelId)}</td><td>${esc(m.kind)}${
+      m.unreachable ? ` <span class="err">${UNREACHABLE}</span>` : ''
+    }</td><td>${esc([m.path, m.adapter].filter(Boolean).join(' + '))}</td><td>${u ? `${u.promptTokens} / ${u.completionTokens}` : '0 / 0 (cached)'}</td><td>${
       u?.costUsd !== undefined ? u.costUsd.toFixed(4) : '–'
     }</td></tr>`;
   }

@@ -27,6 +27,14 @@ export async function openModel(spec: ModelSpec, baseDir: string): Promise<ChatM
   return LocalChatModel.fromFolder(dir, { id: `local:${spec.id}` });
 }
 
+/**
+ * The pre-suite health probe: the reason an endpoint model cannot be reached, or undefined (local models and
+ * reachable endpoints). Bounded: two tries, 5 s each at most (OpenAICompatibleModel.probe).
+ */
+export async function probeModel(model: ChatModel): Promise<string | undefined> {
+  return model instanceof OpenAICompatibleModel ? model.probe() : undefined;
+}
+
 /** Hashes a folder's small JSON files by content and its weight files by name, size and modification time. */
 function hashFolder(h: ReturnType<typeof createHash>, dir: string): void {
   if (!existsSync(dir)) return;

@@ -1,5 +1,13 @@
 import type { ConversationResult } from '../simulate/conversation.ts';
 
+/** How reports and the CLI show a task whose model could not be reached. */
+export const UNREACHABLE = 'n/a (unreachable)';
+
+/** A run in which some model could not be reached is a failed run (registry status), whatever else finished. */
+export function runFailed(run: RunResult): boolean {
+  return run.models.some((m) => m.unreachable) || run.tasks.some((t) => t.unreachable);
+}
+
 /** A corpus-level score with its bootstrap confidence interval (95 % unless stated). */
 export interface MetricSummary {
   score: number;
@@ -29,6 +37,12 @@ export interface TaskRunResult {
   confusion?: { labels: string[]; matrix: number[][] };
   conversations?: ConversationResult[];
   errors: string[];
+  /**
+   * Set when the model (or the judge / simulated user it needs) could not be reached: the health probe before the
+   * suite failed, or the endpoint went away during the task. The summary is then empty and reports show
+   * "n/a (unreachable)", never a score of 0.
+   */
+  unreachable?: string;
 }
 
 /** Tokens one suite model spent in a run (keyed by the suite's model id); `modelId` is what prices are looked up by. */
@@ -46,7 +60,7 @@ export interface RunResult {
   configHash: string;
   started: string;
   finished?: string;
-  models: { id: string; modelId: string; kind: string; path?: string; adapter?: string }[];
+  models: { id: string; modelId: string; kind: string; path?: string; adapter?: string; unreachable?: string }[];
   tasks: TaskRunResult[];
   usage: Record<string, ModelUsage>;
   cache: { hits: number; misses: number };

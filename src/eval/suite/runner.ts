@@ -25,7 +25,7 @@ const LETTERS = 'ABCDEFGHIJ'.split('');
 
 import { extractLabel } from '../metrics/index.ts';
 import { loadClassificationItems, loadGenerationItems } from './datasets.ts';
-import { modelFingerprint, openModel } from './models.ts';
+import { modelFingerprint, openModel, probeModel } from './models.ts';
 import { promptKey, renderPrompt } from './prompts.ts';
 import type { ExampleResult, RunResult, TaskRunResult } from './results.ts';
 import { conversationSummary, scoreClassification, scoreGeneration } from './scoring.ts';
@@ -96,6 +96,32 @@ function metered(model: ChatModel, key: string, usage: RunResult['usage']): Chat
 }
 
 /**
+ * Trips on the first request that never got an HTTP answer (after its own bounded retries): the model is then
+ * marked unreachable and every later request fails at once instead of retrying item after item.
+ */
+function breaker(model: ChatModel, key: string, down: Map<string, string>): ChatModel {
+  const guard =
+    <A extends unknown[], R>(fn: (...a: A) => Promise<R>) =>
+    async (...a: A): Promise<R> => {
+      const reason = down.get(key);
+      if (reason) throw new LoomError('NETWORK', `${model.id}: skipped, endpoint unreachable (${reason})`);
+      try {
+        return await fn(...a);
+      } catch (e) {
+        if (e instanceof LoomError && e.code === 'NETWORK' && e.field === 'base_url' && !down.has(key))
+          down.set(key, e.message);
+        throw e;
+      }
+    };
+  return {
+    id: model.id,
+    chat: guard(model.chat.bind(model)),
+    logLikelihood: model.logLikelihood ? guard(model.logLikelihood.bind(model)) : undefined,
+    close: model.close?.bind(model),
+  };
+}
+
+/**
  * Runs a suite: every model × prompt × task. Results are written after every task (a killed run keeps what
  * finished; rerunning it takes finished generations from the cache), then the HTML report is written.
  */
@@ -127,6 +153,26 @@ export async function runSuite(path: string, opts: RunSuiteOptions = {}): Promis
   const cache = new GenerationCache(resolve(baseDir, config.cache));
   const models = new Map<string, ChatModel>();
   const specs = new Map<string, ModelSpec>(config.models.map((m) => [m.id, m]));
+  const raw = new Map<string, ChatModel>();
+  const openRaw = async (spec: ModelSpec): Promise<ChatModel> => {
+    let m = raw.get(spec.id);
+    if (!m) {
+      m = await openModel(spec, baseDir);
+      raw.set(spec.id, m);
+    }
+    return m;
+  };
+  // One health probe per endpoint before anything runs (in parallel, bounded): an unreachable server fails fast
+  // and its tasks are reported n/a instead of every item retrying into a score of 0.
+  const unreachable = new Map<string, string>();
+  await Promise.all(
+    config.models
+      .filter((m) => m.kind === 'endpoint')
+      .map(async (spec) => {
+        const reason = await probeModel(await openRaw(spec));
+        if (reason) unreachable.set(spec.id, reason);
+      }),
+  );
   const getModel = async (id: string): Promise<ChatModel> => {
     const spec = specs.get(id);
     if (!spec) {
@@ -137,7 +183,10 @@ export async function runSuite(path: string, opts: RunSuiteOptions = {}): Promis
     }
     let m = models.get(id);
     if (!m) {
-      m = cache.wrap(metered(await openModel(spec, baseDir), id, result.usage), modelFingerprint(spec, baseDir));
+      m = cache.wrap(
+        metered(breaker(await openRaw(spec), id, unreachable), id, result.usage),
+        modelFingerprint(spec, baseDir),
+      );
       models.set(id, m);
     }
     return m;
@@ -164,6 +213,32 @@ export async function runSuite(path: string, opts: RunSuiteOptions = {}): Promis
       if (config.judge?.model === spec.id && config.models.length > 1) continue; // the judge is not under test
       const conversationUsers = new Set(config.tasks.flatMap((t) => (t.kind === 'conversation' ? [t.user_model] : [])));
       if (conversationUsers.has(spec.id)) continue;
+      const down = unreachable.get(spec.id);
+      if (down) {
+        result.models.push({
+          id: spec.id,
+          modelId: spec.kind === 'endpoint' ? spec.model : spec.id,
+          kind: spec.kind,
+          unreachable: down,
+        });
+        for (const prompt of config.prompts) {
+          for (const task of config.tasks) {
+            result.tasks.push({
+              task: task.id,
+              kind: task.kind,
+              model: spec.id,
+              prompt: promptKey(prompt),
+              summary: {},
+              examples: [],
+              errors: [`endpoint unreachable: ${down}`],
+              unreachable: down,
+            });
+          }
+        }
+        result.errors.push(`${spec.id}: endpoint unreachable, its tasks were not run: ${down}`);
+        save();
+        continue;
+      }
       const model = await getModel(spec.id);
       result.models.push({
         id: spec.id,
@@ -184,6 +259,17 @@ export async function runSuite(path: string, opts: RunSuiteOptions = {}): Promis
             errors: [],
           };
           const label = `eval ${spec.id} ${promptKey(prompt)} ${task.id}`;
+          // A conversation needs its simulated user and the judge too: n/a when either cannot be reached.
+          const helpers =
+            task.kind === 'conversation' ? [task.user_model, config.judge?.model].filter((x) => x !== undefined) : [];
+          const helperDown = helpers.map((h) => [h, unreachable.get(h)] as const).find(([, r]) => r !== undefined);
+          if (helperDown) {
+            tr.unreachable = `${helperDown[0]}: ${helperDown[1]}`;
+            tr.errors.push(`endpoint unreachable: ${tr.unreachable}`);
+            result.tasks.push(tr);
+            save();
+            continue;
+          }
           try {
             if (task.kind === 'generation') {
               const items = loadGenerationItems(resolve(baseDir, task.dataset), task.limit);
@@ -325,6 +411,12 @@ export async function runSuite(path: string, opts: RunSuiteOptions = {}): Promis
             if (!(e instanceof LoomError)) throw e;
             tr.errors.push(e.format());
             result.errors.push(`${label}: ${e.message}`);
+          }
+          // The endpoint went away during this task: what was scored is a fragment, so no score stands for it.
+          const lost = unreachable.get(spec.id);
+          if (lost) {
+            tr.unreachable = lost;
+            tr.summary = {};
           }
           result.tasks.push(tr);
           result.cache = { hits: cache.hits, misses: cache.misses };
