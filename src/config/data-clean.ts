@@ -81,6 +81,8 @@ const repetitionRule = z
     top_n_grams: nFrac,
     dup_n_grams: nFrac,
     min_chars: z.number().min(0),
+    /** top_n_gram fires only when the most common n-gram occurs at least this often (2 = repeated at all). */
+    top_n_gram_min_count: z.number().int().min(1),
   })
   .partial()
   .strict();

@@ -42,6 +42,7 @@ const OFF: RepetitionConfig = {
   topNGrams: [],
   dupNGrams: [],
   minChars: 0,
+  topNGramMinCount: 1,
 };
 
 describe('Gopher repetition (datatrove definitions, fractions by arithmetic)', () => {

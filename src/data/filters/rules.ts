@@ -40,6 +40,12 @@ export interface RepetitionConfig {
   dupNGrams: [number, number][];
   /** Texts shorter than this (characters) skip the n-gram rules (short chat turns repeat naturally). */
   minChars: number;
+  /**
+   * The most common n-gram must occur at least this often for `top_n_gram` to fire. datatrove counts a single
+   * occurrence too, which on a one-sentence text makes one 4-gram "16 % of the text" with nothing repeated; 2
+   * (the default) means "repeated at all", the chat preset asks for more (see presets.ts).
+   */
+  topNGramMinCount: number;
 }
 
 const PARA_RE = /\n{2,}/;
@@ -80,7 +86,7 @@ export function repetition(
   const tok = tokens ?? (unit === 'word' ? wordTokens(text) : charTokens(text));
   const sep = unit === 'word' ? 1 : 0;
   for (const [n, frac] of cfg.topNGrams) {
-    const v = topNGramChars(tok, n, sep) / len;
+    const v = topNGramChars(tok, n, sep, cfg.topNGramMinCount) / len;
     if (v > frac) return { rule: `top_${n}_gram`, value: v, threshold: frac };
   }
   for (const [n, frac] of cfg.dupNGrams) {

@@ -164,9 +164,9 @@ class Roller {
  * ties go to the n-gram seen first. `sep` is the length of the separator counted between tokens (1 for words
  * joined by a space, 0 for characters).
  */
-export function topNGramChars(tok: Tokens, n: number, sep: number): number {
+export function topNGramChars(tok: Tokens, n: number, sep: number, minCount = 1): number {
   const total = tok.ids.length - n + 1;
-  if (total <= 0) return 0;
+  if (total < minCount || total <= 0) return 0;
   table.reset(total);
   let best = 0;
   let r = new Roller(tok.ids, n);
@@ -175,6 +175,7 @@ export function topNGramChars(tok: Tokens, n: number, sep: number): number {
     const c = table.bump(r.h1, r.h2, true) + 1;
     if (c > best) best = c;
   }
+  if (best < minCount) return 0;
   let at = 0;
   r = new Roller(tok.ids, n);
   for (let i = 0; i < total; i++) {
