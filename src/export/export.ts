@@ -3,7 +3,7 @@
  *   hf    merged HF folder: config.json, model.safetensors (fp32 / fp16), tokenizer files, generation_config.json,
  *         chat_template in tokenizer_config.json
  *   peft  the run's PEFT adapter folder (adapter_config.json + adapter_model.safetensors), copied as trained
- *   gguf  one `<name>-<dtype>.gguf` (F32, F16, Q8_0, Q4_0) + an Ollama `Modelfile`
+ *   gguf  one `<name>-<dtype>.gguf` (F32, F16, Q8_0, Q4_0, Q4_K_M) + an Ollama `Modelfile`
  *   onnx  transformers.js / Optimum folder (onnx/model*.onnx) — see onnx/onnx.ts
  * Every export ends with a round-trip check (roundtrip.ts) whose verdict goes to DIR/lineage.json.
  *
@@ -68,7 +68,13 @@ export interface ExportResult {
   source: ExportSource;
 }
 
-const GGUF_DTYPE: Partial<Record<ExportDtype, GgufDtype>> = { fp32: 'f32', fp16: 'f16', int8: 'q8_0', int4: 'q4_0' };
+const GGUF_DTYPE: Partial<Record<ExportDtype, GgufDtype>> = {
+  fp32: 'f32',
+  fp16: 'f16',
+  int8: 'q8_0',
+  int4: 'q4_0',
+  q4_k_m: 'q4_k_m',
+};
 
 function unsupported(format: ExportFormat, dtype: ExportDtype, allowed: string): never {
   throw new LoomError('NOT_IMPLEMENTED', `--format ${format} does not support --dtype ${dtype}`, {
@@ -139,7 +145,7 @@ export function modelName(src: ExportSource): string {
 
 export function writeGguf(src: ExportSource, outDir: string, dtype: ExportDtype): { file: string; files: string[] } {
   const gd = GGUF_DTYPE[dtype];
-  if (!gd) unsupported('gguf', dtype, 'fp32, fp16, int8 (q8_0) or int4 (q4_0)');
+  if (!gd) unsupported('gguf', dtype, 'fp32, fp16, int8 (q8_0), int4 (q4_0) or q4_k_m');
   mkdirSync(outDir, { recursive: true });
   const name = modelName(src);
   const { writer } = ggufFromModel(src.config, src.weights, src.tokenizerDir, gd, name);

@@ -13,6 +13,7 @@
  *
  * API:
  *   roundTrip(result) -> RoundTrip;  writeLineage(result, check) -> path;  weightsHash(weights) -> sha256 hex
+ *   ggufWeights(file, src) -> the file's tensors dequantised to float32 under their HF names (q/k rows un-permuted)
  */
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
@@ -28,7 +29,7 @@ import type { Float32Tensor } from '../models/safetensors.ts';
 import { applyChatTemplate, renderChat } from '../tokenizer/chat.ts';
 import { LoomTokenizer } from '../tokenizer/tokenizer.ts';
 import type { ExportResult } from './export.ts';
-import { dequantize, GgmlType, readGguf } from './gguf/format.ts';
+import { dequantize, GgmlType, readGguf, tensorBytes } from './gguf/format.ts';
 import { ggufArch, ggufTensorName, unpermuteRows } from './gguf/llama.ts';
 import { ONNX_FILES, type OnnxDtype } from './onnx/onnx.ts';
 import type { ExportSource } from './source.ts';
@@ -91,7 +92,7 @@ function readBytes(path: string, offset: number, n: number): Uint8Array {
 }
 
 /** The HF weights as they are stored in a Loom GGUF file (dequantised, q/k rows back in HF order). */
-function ggufWeights(file: string, src: ExportSource): Map<string, Float32Tensor> {
+export function ggufWeights(file: string, src: ExportSource): Map<string, Float32Tensor> {
   const h = readGguf(file);
   const byName = new Map(h.tensors.map((t) => [t.name, t]));
   const arch = ggufArch(src.config);
@@ -102,7 +103,7 @@ function ggufWeights(file: string, src: ExportSource): Map<string, Float32Tensor
     if (!info) throw new LoomError('INPUT_MALFORMED', `${file} has no tensor ${gname}`, { file, field: gname });
     const type = GgmlType[info.type as keyof typeof GgmlType];
     const n = t.data.length;
-    const bytes = readBytes(file, h.dataStart + info.offset, (n / 32) * blockBytesOf(type));
+    const bytes = readBytes(file, h.dataStart + info.offset, tensorBytes(type, n));
     let data = dequantize(bytes, type, n);
     const m = /\.self_attn\.([qk])_proj\.(weight|bias)$/.exec(hf);
     if (arch === 'llama' && m) {
@@ -112,14 +113,6 @@ function ggufWeights(file: string, src: ExportSource): Map<string, Float32Tensor
     out.set(hf, { dtype: 'float32', dims: t.dims, data });
   }
   return out;
-}
-
-/** Bytes per block of 32 values (F32/F16 counted per 32 values too). */
-function blockBytesOf(type: GgmlType): number {
-  if (type === GgmlType.F32) return 128;
-  if (type === GgmlType.F16) return 64;
-  if (type === GgmlType.Q8_0) return 34;
-  return 18;
 }
 
 const int64 = (v: number[], dims: number[]): HostTensor => ({

@@ -10,19 +10,42 @@
  *   Q8_0  f16 d, int8 q[32]            d = max|x| / 127, q = round(x / d); x ≈ d * q
  *   Q4_0  f16 d, u8 qs[16]             d = m / -8 with m the value of largest magnitude (sign kept),
  *                                      q = min(15, trunc(x / d + 8.5)); qs[j] = q[j] | q[j + 16] << 4; x ≈ d * (q - 8)
+ *   Q5_0, Q4_K, Q6_K (the Q4_K_M mix): see kquants.ts
  *
  * API:
  *   new GgufWriter(); w.kv(key, value); w.tensor(name, shapePyTorch, GgmlType, data); w.write(path)
  *   quantize(data, type) -> Uint8Array; dequantize(bytes, type, n) -> Float32Array (for round-trip checks)
+ *   tensorBytes(type, n) -> bytes of n values of a type (blocks of 32, or 256 for the K-quants)
  *   readGguf(path) -> { kv, tensors } (header only; tests and `loom chat` inspect files with it)
  */
 import { closeSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { LoomError } from '../../core/errors.ts';
 import { f16ToF32, f32ToF16, numberToF16 } from '../../models/halfs.ts';
+import {
+  dequantizeQ4K,
+  dequantizeQ5_0,
+  dequantizeQ6K,
+  Q4_K_BYTES,
+  Q5_0_BYTES,
+  Q6_K_BYTES,
+  QK_K,
+  quantizeQ4K,
+  quantizeQ5_0,
+  quantizeQ6K,
+} from './kquants.ts';
 
-export const GgmlType = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8 } as const;
+/** ggml_type ids (ggml.h). */
+export const GgmlType = { F32: 0, F16: 1, Q4_0: 2, Q5_0: 6, Q8_0: 8, Q4_K: 12, Q6_K: 14 } as const;
 export type GgmlType = (typeof GgmlType)[keyof typeof GgmlType];
-const TYPE_NAME: Record<number, string> = { 0: 'F32', 1: 'F16', 2: 'Q4_0', 8: 'Q8_0' };
+const TYPE_NAME: Record<number, string> = {
+  0: 'F32',
+  1: 'F16',
+  2: 'Q4_0',
+  6: 'Q5_0',
+  8: 'Q8_0',
+  12: 'Q4_K',
+  14: 'Q6_K',
+};
 
 /** Metadata value types (gguf.md `gguf_metadata_value_type`). */
 const T = {
@@ -55,8 +78,32 @@ export function blockBytes(type: GgmlType): number {
   return type === GgmlType.Q8_0 ? 34 : type === GgmlType.Q4_0 ? 18 : type === GgmlType.F16 ? 2 : 4;
 }
 
+/** Values per block: 256 for the K-quants, 32 for the other block types, 1 for F32/F16. */
+export function blockValues(type: GgmlType): number {
+  if (type === GgmlType.Q4_K || type === GgmlType.Q6_K) return QK_K;
+  return type === GgmlType.F32 || type === GgmlType.F16 ? 1 : QK;
+}
+
+export function tensorBytes(type: GgmlType, n: number): number {
+  const per =
+    type === GgmlType.Q4_K
+      ? Q4_K_BYTES
+      : type === GgmlType.Q6_K
+        ? Q6_K_BYTES
+        : type === GgmlType.Q5_0
+          ? Q5_0_BYTES
+          : blockBytes(type);
+  return (n / blockValues(type)) * per;
+}
+
 export function quantize(x: Float32Array, type: GgmlType): Uint8Array {
   if (type === GgmlType.F32) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  if (x.length % blockValues(type) !== 0) {
+    throw new LoomError('INTERNAL', `quantize: ${x.length} values is not a multiple of ${blockValues(type)}`);
+  }
+  if (type === GgmlType.Q4_K) return quantizeQ4K(x);
+  if (type === GgmlType.Q6_K) return quantizeQ6K(x);
+  if (type === GgmlType.Q5_0) return quantizeQ5_0(x);
   if (type === GgmlType.F16) {
     const h = f32ToF16(x);
     return new Uint8Array(h.buffer, h.byteOffset, h.byteLength);
@@ -107,6 +154,9 @@ export function dequantize(bytes: Uint8Array, type: GgmlType, n: number): Float3
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (type === GgmlType.F32) return new Float32Array(bytes.slice(0, n * 4).buffer);
   if (type === GgmlType.F16) return f16ToF32(new Uint16Array(bytes.slice(0, n * 2).buffer));
+  if (type === GgmlType.Q4_K) return dequantizeQ4K(bytes, n);
+  if (type === GgmlType.Q6_K) return dequantizeQ6K(bytes, n);
+  if (type === GgmlType.Q5_0) return dequantizeQ5_0(bytes, n);
   const out = new Float32Array(n);
   const bb = blockBytes(type);
   for (let b = 0; b < n / QK; b++) {
@@ -167,7 +217,8 @@ export class GgufWriter {
 
   /** `shape` in PyTorch order ([out, in]); stored reversed as ggml's ne. */
   tensor(name: string, shape: readonly number[], type: GgmlType, data: Float32Array): this {
-    const t = shape.length > 0 && shape[shape.length - 1]! % QK !== 0 ? GgmlType.F32 : type;
+    // ne[0] (the last PyTorch axis) must hold whole blocks; callers pick a fitting type (llama.ts's Q4_K_M mix)
+    const t = shape.length > 0 && shape[shape.length - 1]! % blockValues(type) !== 0 ? GgmlType.F32 : type;
     this.tensors.push({ name, ne: [...shape].reverse(), type: t, bytes: quantize(data, t) });
     return this;
   }

@@ -8,8 +8,16 @@
  * the NeoX (half) rotation in llama.cpp too, so their weights go in unchanged.
  * Llama 3 rope scaling becomes the `rope_freqs.weight` tensor (per-frequency divisors), as convert_hf_to_gguf does.
  *
+ * Q4_0 follows llama-quantize too: every matrix Q4_0 but the output head (output.weight, or token_embd when tied),
+ * which llama.cpp keeps at Q6_K (Q8_0 when ne[0] is not a multiple of 256). Q8_0 is Q8_0 throughout.
+ * Q4_K_M is llama.cpp's per-tensor mix (llama-quant.cpp llama_tensor_get_type, no imatrix): Q4_K by default;
+ * Q6_K for output.weight (or token_embd when the head is tied), for attn_v and ffn_down of the layers
+ * use_more_bits picks (the first and last eighth, and every third in between); a matrix whose ne[0] is not a
+ * multiple of 256 falls back as llama.cpp does: Q4_K -> Q5_0, Q6_K -> Q8_0 (the output: Q8_0); F16 if not even 32.
+ *
  * API:
  *   ggufFromModel(src, dtype, name) -> { writer, arch, tensorTypes }
+ *   q4kmType(ggufName, ne0, layer, nLayers, tiedHead) -> the GgmlType llama-quantize gives that tensor
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,16 +28,34 @@ import { resolveTemplate } from '../../tokenizer/chat.ts';
 import { LoomTokenizer } from '../../tokenizer/tokenizer.ts';
 import { GgmlType, GgufWriter } from './format.ts';
 
-export type GgufDtype = 'f32' | 'f16' | 'q8_0' | 'q4_0';
+export type GgufDtype = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'q4_k_m';
 
-/** general.file_type (llama_ftype): ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q4_0 2, MOSTLY_Q8_0 7. */
-const FILE_TYPE: Record<GgufDtype, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7 };
-const TENSOR_TYPE: Record<GgufDtype, GgmlType> = {
+/** general.file_type (llama_ftype): ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q4_0 2, MOSTLY_Q8_0 7, MOSTLY_Q4_K_M 15. */
+const FILE_TYPE: Record<GgufDtype, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k_m: 15 };
+const TENSOR_TYPE: Record<Exclude<GgufDtype, 'q4_k_m'>, GgmlType> = {
   f32: GgmlType.F32,
   f16: GgmlType.F16,
   q4_0: GgmlType.Q4_0,
   q8_0: GgmlType.Q8_0,
 };
+
+/** llama.cpp's use_more_bits(i_layer, n_layers). */
+function moreBits(i: number, n: number): boolean {
+  const e = Math.trunc(n / 8);
+  return i < e || i >= Math.trunc((7 * n) / 8) || (i - e) % 3 === 2;
+}
+
+export function q4kmType(name: string, ne0: number, layer: number, nLayers: number, tiedHead: boolean): GgmlType {
+  const output = name === 'output.weight' || (tiedHead && name === 'token_embd.weight');
+  if (output) return ne0 % 256 === 0 ? GgmlType.Q6_K : GgmlType.Q8_0;
+  let t: GgmlType = GgmlType.Q4_K;
+  if ((name.endsWith('.attn_v.weight') || name.endsWith('.ffn_down.weight')) && moreBits(layer, nLayers)) {
+    t = GgmlType.Q6_K;
+  }
+  if (ne0 % 256 === 0) return t;
+  const fallback = t === GgmlType.Q4_K ? GgmlType.Q5_0 : GgmlType.Q8_0;
+  return ne0 % 32 === 0 ? fallback : GgmlType.F16;
+}
 
 export function ggufArch(c: LlamaConfig): 'llama' | 'qwen2' | 'qwen3' {
   return c.architecture === 'qwen2' ? 'qwen2' : c.architecture === 'qwen3' ? 'qwen3' : 'llama';
@@ -199,7 +225,13 @@ export function ggufFromModel(
   }
   const { template } = addTokenizer(w, tokenizerDir, c.vocabSize);
 
-  const tt = TENSOR_TYPE[dtype];
+  const matrixType = (gname: string, dims: readonly number[]): GgmlType => {
+    const head = gname === 'output.weight' || (c.tieWordEmbeddings && gname === 'token_embd.weight');
+    if (dtype === 'q4_0' && head) return dims[dims.length - 1]! % 256 === 0 ? GgmlType.Q6_K : GgmlType.Q8_0;
+    if (dtype !== 'q4_k_m') return TENSOR_TYPE[dtype];
+    const layer = Number(/^blk\.(\d+)\./.exec(gname)?.[1] ?? -1);
+    return q4kmType(gname, dims[dims.length - 1]!, layer, c.numLayers, c.tieWordEmbeddings);
+  };
   if (c.ropeScaling?.type === 'llama3') {
     // llama.cpp divides each base frequency by rope_freqs[i]
     const base = ropeInvFreq({ ...c, ropeScaling: null });
@@ -220,7 +252,8 @@ export function ggufFromModel(
       data = permuteRows(data, t.dims[0]!, t.dims.length > 1 ? t.dims[1]! : 1, heads);
     }
     // norms and biases stay F32 like llama.cpp's converter; matrices take the requested type
-    w.tensor(ggufTensorName(hf), t.dims, t.dims.length >= 2 ? tt : GgmlType.F32, data);
+    const gname = ggufTensorName(hf);
+    w.tensor(gname, t.dims, t.dims.length >= 2 ? matrixType(gname, t.dims) : GgmlType.F32, data);
   }
   return { writer: w, arch, template };
 }
