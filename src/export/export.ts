@@ -14,9 +14,10 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { writeFileAtomic } from '../core/atomic.ts';
+import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.ts';
 import { LoomError } from '../core/errors.ts';
 import { saveModelFolder } from '../models/folder.ts';
+import { peftBaseName } from '../models/peft.ts';
 import { type GgufDtype, ggufFromModel } from './gguf/llama.ts';
 import { writeOnnx } from './onnx/onnx.ts';
 import { type RoundTrip, roundTrip, writeLineage } from './roundtrip.ts';
@@ -124,6 +125,14 @@ function writePeft(src: ExportSource, outDir: string): string[] {
   for (const f of readdirSync(src.adapterDir)) {
     copyFileSync(join(src.adapterDir, f), join(outDir, f));
     files.push(f);
+  }
+  // base_model_name_or_path relative to the adapter folder must still point at the base from the new place
+  const cfgPath = join(outDir, 'adapter_config.json');
+  const cfg = JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>;
+  const named = cfg.base_model_name_or_path;
+  const base = typeof named === 'string' ? resolve(src.adapterDir, named) : '';
+  if (base && existsSync(join(base, 'config.json')) && peftBaseName(outDir, base) !== named) {
+    writeJsonAtomic(cfgPath, { ...cfg, base_model_name_or_path: peftBaseName(outDir, base) });
   }
   return files;
 }

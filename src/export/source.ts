@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { LoomError } from '../core/errors.ts';
 import type { LlamaConfig } from '../models/config.ts';
 import { loadWeights, openModelFolder } from '../models/folder.ts';
-import { adapterScale, mergeLoraInto, readPeftAdapter } from '../models/peft.ts';
+import { adapterBaseDir, adapterScale, mergeLoraInto, readPeftAdapter } from '../models/peft.ts';
 import type { Float32Named, Float32Tensor } from '../models/safetensors.ts';
 import { isCheckpointDir, openCheckpointModel } from '../train/checkpoint-model.ts';
 
@@ -102,13 +102,14 @@ export function openExportSource(input: string): ExportSource {
     if (existsSync(join(dir, sub, 'config.json'))) return fromModelFolder(join(dir, sub), run, adapter);
   }
   if (adapter) {
-    const cfg = JSON.parse(readFileSync(join(adapter, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
-    const base = run?.baseModel ?? (typeof cfg.base_model_name_or_path === 'string' ? cfg.base_model_name_or_path : '');
-    if (!base || !existsSync(join(base, 'config.json'))) {
-      throw new LoomError('INPUT_NOT_FOUND', `the adapter's base model ${base || '(unnamed)'} is not a model folder`, {
+    const base = adapterBaseDir(adapter, [run?.baseModel]);
+    if (!base) {
+      const cfg = JSON.parse(readFileSync(join(adapter, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+      const named = String(cfg.base_model_name_or_path ?? run?.baseModel ?? '(unnamed)');
+      throw new LoomError('INPUT_NOT_FOUND', `the adapter's base model ${named} is not a model folder`, {
         file: join(adapter, 'adapter_config.json'),
         field: 'base_model_name_or_path',
-        hint: 'export needs the base model the adapter was trained on; restore that folder or export the adapter with --format peft',
+        hint: 'export needs the base model the adapter was trained on; restore that folder (or `loom pull` a Hub id) or export the adapter with --format peft',
       });
     }
     const src = fromModelFolder(resolve(base), run, adapter);

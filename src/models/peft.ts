@@ -1,7 +1,8 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { writeJsonAtomic } from '../core/atomic.ts';
 import { LoomError } from '../core/errors.ts';
+import { loomVersion } from '../core/version.ts';
 import type { LlamaConfig } from './config.ts';
 import {
   type Float32Named,
@@ -16,8 +17,12 @@ import {
  *   adapter_config.json        peft_type LORA or PREFIX_TUNING, task_type CAUSAL_LM, …
  *   adapter_model.safetensors  LoRA: `base_model.model.<module>.lora_A.weight` [r, in], `…lora_B.weight` [out, r]
  *                              prefix: `prompt_embeddings` [num_virtual_tokens, num_layers * 2 * kv_heads * head_dim]
+ *   loom_adapter.json          Loom's own lineage: the absolute base model path of the training machine, Loom version
  * (PEFT drops the adapter name "default" from saved keys; prefix layout per peft `get_prompt`: view as
  * [tokens, layers*2, kv_heads, head_dim], entry 2i is layer i's keys, 2i+1 its values.)
+ * adapter_config.json holds only fields of PEFT's LoraConfig / PrefixTuningConfig (older PEFT versions refuse
+ * unknown keys with a TypeError in `__init__`); `base_model_name_or_path` is the Hub id when the base came from the
+ * Hub, else the base folder relative to the adapter folder, so the pair can be moved or copied together.
  */
 export const PEFT_PREFIX = 'base_model.model.';
 
@@ -30,35 +35,97 @@ export interface LoraAdapterInfo {
   baseModel: string;
 }
 
+export const LOOM_ADAPTER_FILE = 'loom_adapter.json';
+
+// owner/name as the Hub spells repo ids (huggingface_hub's REPO_ID_REGEX, without the 96-character limit)
+const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
+
+function readJsonFile(path: string): Record<string, unknown> | undefined {
+  try {
+    const j = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    return typeof j === 'object' && j !== null ? (j as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The Hub id a base model folder came from: what `loom pull` recorded (.loom-pull.json), else config.json's
+ * `_name_or_path` when it is a Hub id and the folder is not a Loom run's output (a merged/ or model/ folder keeps its
+ * base's config.json, but its weights are no longer the Hub's).
+ */
+export function hubIdOf(baseDir: string): string | undefined {
+  const pulled = readJsonFile(join(baseDir, '.loom-pull.json'))?.repo;
+  if (typeof pulled === 'string' && HUB_ID.test(pulled)) return pulled;
+  if (existsSync(join(baseDir, '..', 'lineage.json'))) return undefined;
+  const named = readJsonFile(join(baseDir, 'config.json'))?._name_or_path;
+  if (typeof named !== 'string' || !HUB_ID.test(named) || named.startsWith('.') || existsSync(named)) return undefined;
+  return named;
+}
+
+/** adapter_config.json's base_model_name_or_path: the Hub id, else the base folder relative to the adapter folder. */
+export function peftBaseName(adapterDir: string, baseDir: string): string {
+  return hubIdOf(baseDir) ?? (relative(resolve(adapterDir), resolve(baseDir)) || '.');
+}
+
+/**
+ * The local base model folder of an adapter folder: base_model_name_or_path resolved against the adapter folder,
+ * the absolute path in loom_adapter.json, then `extra` (e.g. the run's lineage), then a Hub id's `loom pull` folder
+ * (models/<owner>--<name>). Undefined when none of them is a model folder.
+ */
+export function adapterBaseDir(adapterDir: string, extra: readonly (string | undefined)[] = []): string | undefined {
+  const named = readJsonFile(join(adapterDir, 'adapter_config.json'))?.base_model_name_or_path;
+  const lineage = readJsonFile(join(adapterDir, LOOM_ADAPTER_FILE))?.base_model;
+  const cands: string[] = [];
+  if (typeof named === 'string' && named) cands.push(isAbsolute(named) ? named : resolve(adapterDir, named));
+  if (typeof lineage === 'string') cands.push(lineage);
+  for (const e of extra) if (e) cands.push(resolve(e));
+  if (typeof named === 'string' && HUB_ID.test(named)) cands.push(resolve('models', named.replace('/', '--')));
+  return cands.find((d) => existsSync(join(d, 'config.json')));
+}
+
+function writeLoomAdapterFile(dir: string, peftType: string, baseModel: string): string {
+  const path = join(dir, LOOM_ADAPTER_FILE);
+  writeJsonAtomic(path, {
+    library: 'loom',
+    loom_version: loomVersion(),
+    peft_type: peftType,
+    base_model: resolve(baseModel),
+    base_model_hub_id: hubIdOf(baseModel) ?? null,
+  });
+  return path;
+}
+
 /** Our in-graph names are `<module>.lora_A.weight`; PEFT's are the same with `base_model.model.` in front. */
 export function writeLoraAdapter(dir: string, params: readonly Float32Named[], info: LoraAdapterInfo): string[] {
   mkdirSync(dir, { recursive: true });
+  // Only LoraConfig fields (test/fixtures/peft/config-fields.json); use_rslora only when set, because PEFT before
+  // 0.7 has no such field and false is its default anyway.
   const cfg = {
     peft_type: 'LORA',
     task_type: 'CAUSAL_LM',
-    base_model_name_or_path: info.baseModel,
+    base_model_name_or_path: peftBaseName(dir, info.baseModel),
     r: info.r,
     lora_alpha: info.alpha,
     lora_dropout: info.dropout,
     target_modules: info.targetModules,
-    use_rslora: info.useRslora,
+    ...(info.useRslora ? { use_rslora: true } : {}),
     bias: 'none',
     fan_in_fan_out: false,
     init_lora_weights: true,
     inference_mode: true,
     modules_to_save: null,
     layers_to_transform: null,
-    use_dora: false,
     revision: null,
-    library: 'loom',
   };
   writeJsonAtomic(join(dir, 'adapter_config.json'), cfg);
+  const meta = writeLoomAdapterFile(dir, 'LORA', info.baseModel);
   const tensors: [string, TensorData][] = params.map((p) => [
     `${PEFT_PREFIX}${p.name}`,
     { dtype: 'F32', shape: p.dims, data: p.data },
   ]);
   writeSafetensors(join(dir, 'adapter_model.safetensors'), tensors, { metadata: { format: 'pt' } });
-  return [join(dir, 'adapter_config.json'), join(dir, 'adapter_model.safetensors')];
+  return [join(dir, 'adapter_config.json'), join(dir, 'adapter_model.safetensors'), meta];
 }
 
 export function writePrefixAdapter(
@@ -72,7 +139,7 @@ export function writePrefixAdapter(
   writeJsonAtomic(join(dir, 'adapter_config.json'), {
     peft_type: 'PREFIX_TUNING',
     task_type: 'CAUSAL_LM',
-    base_model_name_or_path: baseModel,
+    base_model_name_or_path: peftBaseName(dir, baseModel),
     num_virtual_tokens: tokens,
     // PEFT derives kv-head sizes from these for GQA models (token_dim // heads * kv_heads)
     token_dim: model.numHeads * model.headDim,
@@ -83,12 +150,12 @@ export function writePrefixAdapter(
     prefix_projection: false,
     inference_mode: true,
     revision: null,
-    library: 'loom',
   });
+  const meta = writeLoomAdapterFile(dir, 'PREFIX_TUNING', baseModel);
   writeSafetensors(join(dir, 'adapter_model.safetensors'), [
     ['prompt_embeddings', { dtype: 'F32', shape: prompt.dims, data: prompt.data }],
   ]);
-  return [join(dir, 'adapter_config.json'), join(dir, 'adapter_model.safetensors')];
+  return [join(dir, 'adapter_config.json'), join(dir, 'adapter_model.safetensors'), meta];
 }
 
 export interface LoadedAdapter {

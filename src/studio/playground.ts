@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { LoomError } from '../core/errors.ts';
 import type { Message } from '../core/types.ts';
 import { createGuard, type Guard, type Verdict } from '../guard/index.ts';
+import { adapterBaseDir } from '../models/peft.ts';
 import type { Gateway } from '../serve/app.ts';
 import { openBackend, type ServedModel } from '../serve/backends.ts';
 import { Limiter } from '../serve/limiter.ts';
@@ -64,8 +65,10 @@ export class Playground {
       const rel = id.slice(id.indexOf(':') + 1);
       const abs = resolve(this.dir, rel);
       const isAdapter = id.startsWith('adapter:');
+      // base_model_name_or_path is relative to the adapter folder or a Hub id (models/peft.ts adapterBaseDir)
       const base = isAdapter
-        ? String(readJson<Record<string, unknown>>(join(abs, 'adapter_config.json')).base_model_name_or_path ?? '')
+        ? (adapterBaseDir(abs) ??
+          String(readJson<Record<string, unknown>>(join(abs, 'adapter_config.json')).base_model_name_or_path ?? ''))
         : abs;
       p = openBackend(
         {

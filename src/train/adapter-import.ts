@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { LoomError } from '../core/errors.ts';
 import { readHfConfig } from '../models/config.ts';
 import { folderFingerprint } from '../models/folder.ts';
-import { readPeftAdapter } from '../models/peft.ts';
+import { adapterBaseDir, readPeftAdapter } from '../models/peft.ts';
 import type { Registry } from '../registry/db.ts';
 
 /** `loom adapter import <peft-dir>`: validate a PEFT adapter (e.g. from an emitted LLaMA-Factory/TRL job) and register it. */
@@ -17,9 +17,14 @@ export function importAdapter(
   const cfgPath = join(abs, 'adapter_config.json');
   if (!existsSync(cfgPath)) throw new LoomError('INPUT_NOT_FOUND', `no adapter_config.json in ${dir}`, { file: dir });
   const raw = JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>;
-  const base =
-    baseOverride ?? (typeof raw.base_model_name_or_path === 'string' ? raw.base_model_name_or_path : undefined);
-  const baseDir = base && existsSync(join(base, 'config.json')) ? resolve(base) : undefined;
+  const named = typeof raw.base_model_name_or_path === 'string' ? raw.base_model_name_or_path : undefined;
+  // base_model_name_or_path is a Hub id or a path relative to the adapter folder (PEFT's own saves may be absolute)
+  const baseDir = baseOverride
+    ? existsSync(join(baseOverride, 'config.json'))
+      ? resolve(baseOverride)
+      : undefined
+    : adapterBaseDir(abs);
+  const base = baseOverride ?? baseDir ?? named;
   const adapter = readPeftAdapter(abs, baseDir ? readHfConfig(join(baseDir, 'config.json')) : undefined);
   const h = createHash('sha256').update(readFileSync(join(abs, 'adapter_model.safetensors')));
   const id = `adapter-${h.digest('hex').slice(0, 12)}`;

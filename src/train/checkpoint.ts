@@ -105,7 +105,7 @@ export function latestCheckpoint(outputDir: string): string | undefined {
   return steps.length ? join(root, checkpointName(steps[steps.length - 1]!)) : undefined;
 }
 
-export const MANIFEST = 'manifest.json';
+const MANIFEST = 'manifest.json';
 const CHECKED_FILES = ['trainable.safetensors', 'optimizer.safetensors', 'state.json'];
 
 interface Manifest {
@@ -114,7 +114,7 @@ interface Manifest {
 }
 
 /** sha256 of a file, read in blocks (a full fine-tuning checkpoint can be larger than a Buffer may be). */
-export function sha256File(path: string): string {
+function sha256File(path: string): string {
   const h = createHash('sha256');
   const buf = Buffer.allocUnsafe(16 << 20);
   const fd = openSync(path, 'r');
@@ -152,7 +152,7 @@ function corruptHint(dir: string): string {
  * Checks every file against the checkpoint's manifest.json. A checkpoint from before manifests existed has none: it
  * loads with a warning (nothing to check it against). Throws CHECKPOINT_CORRUPT naming the first file that differs.
  */
-export function verifyCheckpoint(dir: string, warn: (line: string) => void = defaultWarn): void {
+function verifyCheckpoint(dir: string, warn: (line: string) => void = defaultWarn): void {
   const mpath = join(dir, MANIFEST);
   if (!existsSync(mpath)) {
     warn(`warning: checkpoint ${dir} has no ${MANIFEST} (written by an older Loom): its files cannot be checked`);

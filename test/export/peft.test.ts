@@ -1,4 +1,4 @@
-// PEFT export: the run's adapter folder is copied byte for byte (with lineage.json beside it); an unmerged LoRA
+// PEFT export: the run's adapter folder is copied byte for byte (the base path re-pointed) (with lineage.json beside it); an unmerged LoRA
 // run exported as HF carries W + (alpha/r)·B·A, checked here against the formula in float64.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,9 +35,15 @@ writeFileSync(join(run, 'lineage.json'), JSON.stringify({ run_id: 'run-1', base_
 
 test('peft export copies the adapter byte for byte and records lineage', async () => {
   const e = await exportModel({ input: run, format: 'peft', out: join(work, 'peft') });
-  for (const f of ['adapter_config.json', 'adapter_model.safetensors']) {
+  for (const f of ['adapter_model.safetensors', 'loom_adapter.json']) {
     assert.deepEqual(readFileSync(join(e.outDir, f)), readFileSync(join(run, 'adapter', f)), f);
   }
+  // adapter_config.json too, except base_model_name_or_path: relative to the adapter folder, re-pointed from the
+  // new place at the same base (run/adapter -> ../../base, peft -> ../base)
+  const json = (d: string) => JSON.parse(readFileSync(join(d, 'adapter_config.json'), 'utf8'));
+  const [was, now] = [json(join(run, 'adapter')), json(e.outDir)];
+  assert.deepEqual([was.base_model_name_or_path, now.base_model_name_or_path], ['../../base', '../base']);
+  assert.deepEqual({ ...now, base_model_name_or_path: 0 }, { ...was, base_model_name_or_path: 0 });
   const l = JSON.parse(readFileSync(e.lineage, 'utf8'));
   assert.equal(l.source.run_id, 'run-1');
   assert.equal(l.source.dataset_hash, 'abc');
