@@ -12,6 +12,7 @@ import type { Graph, Node, Tensor } from '../graph/graph.ts';
 import { type AttrValue, type Dim, type HostTensor, ONNX_DTYPE } from '../graph/types.ts';
 import { fusedNodes } from './fuse.ts';
 import { type QuantizeOptions, quantizeMatMuls } from './quantize.ts';
+import { foldWeightTransposes } from './weight-transpose.ts';
 
 const { onnx } = onnxPkg;
 
@@ -36,6 +37,11 @@ export interface OnnxOptions {
    * For inference graphs (decode is memory-bound, so 4-bit weights read ~7x fewer bytes).
    */
   quantize?: QuantizeOptions;
+  /**
+   * Read transposed frozen weights in place (FusedMatMul transB) instead of letting ORT fold a transposed copy of
+   * each; default true. See weight-transpose.ts.
+   */
+  foldWeightTransposes?: boolean;
   docString?: string;
 }
 
@@ -121,6 +127,7 @@ export function toOnnx(graph: Graph, opts: OnnxOptions = {}): Uint8Array {
   };
   if (opts.fused) merge(fusedNodes(graph));
   if (opts.quantize) merge(quantizeMatMuls(graph, all, opts.quantize));
+  if (opts.foldWeightTransposes !== false) all = foldWeightTransposes(graph, all);
   const nodes = liveNodes(graph, all);
 
   const names = new Map<number, string>();
