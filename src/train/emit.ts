@@ -5,7 +5,11 @@ import type { TrainConfig } from '../config/train.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.ts';
 import { LoomError } from '../core/errors.ts';
 import { registryEntryFor } from '../data/formats/llamafactory.ts';
+import { accelerateConfig, deepspeedConfig } from './emit-dist.ts';
+import { axolotlTemplate, type EffectiveTemplate, effectiveTemplate, llamaFactoryTemplate } from './emit-template.ts';
 import { loraOptions } from './options.ts';
+
+export { accelerateConfig, deepspeedConfig };
 
 /**
  * Scale-out hand-off: the same job written for an existing distributed trainer (LLaMA-Factory, Axolotl, TRL), with
@@ -25,7 +29,7 @@ export interface EmitOptions {
   distributed?: Distributed;
   /** Folder the config paths are relative to (dataset, model). */
   baseDir: string;
-  /** HF model_type of the base model, used to choose a LLaMA-Factory template when template is auto. */
+  /** HF model_type of the base model (informational: the chat template is chosen by rendering, emit-template.ts). */
   modelType?: string;
   /** Layer count of the base model (freeze tuning names layers explicitly). */
   numLayers?: number;
@@ -37,7 +41,17 @@ export interface EmitResult {
   warnings: string[];
 }
 
-const LF_TEMPLATES: Record<string, string> = { qwen2: 'qwen', qwen3: 'qwen3', mistral: 'mistral', llama: 'llama3' };
+/**
+ * The LoRA target list for each trainer, from one place: `all-linear` is LLaMA-Factory's `all`, Axolotl's
+ * `lora_target_linear: true` and PEFT's `"all-linear"`; a module list is a comma string, a YAML list, a Python list.
+ */
+export function loraTargetKeys(c: TrainConfig, target: EmitTarget): Record<string, unknown> | string {
+  const all = c.lora_target === 'all-linear';
+  const mods: readonly string[] = c.lora_target === 'all-linear' ? [] : c.lora_target;
+  if (target === 'llamafactory') return { lora_target: all ? 'all' : mods.join(',') };
+  if (target === 'axolotl') return all ? { lora_target_linear: true } : { lora_target_modules: mods };
+  return all ? '"all-linear"' : pyList(mods);
+}
 
 export function multiGpu(o: Pick<EmitOptions, 'nodes' | 'gpus'>): boolean {
   return o.nodes * o.gpus > 1;
@@ -46,79 +60,6 @@ export function multiGpu(o: Pick<EmitOptions, 'nodes' | 'gpus'>): boolean {
 export function chooseDistributed(c: TrainConfig, o: EmitOptions): Distributed {
   if (o.distributed) return o.distributed;
   return c.finetuning_type === 'full' || c.finetuning_type === 'freeze' ? 'zero3' : 'zero2';
-}
-
-export function deepspeedConfig(stage: 2 | 3): Record<string, unknown> {
-  const common = {
-    train_batch_size: 'auto',
-    train_micro_batch_size_per_gpu: 'auto',
-    gradient_accumulation_steps: 'auto',
-    gradient_clipping: 'auto',
-    zero_allow_untested_optimizer: true,
-    bf16: { enabled: 'auto' },
-    fp16: { enabled: 'auto' },
-  };
-  if (stage === 2) {
-    return {
-      ...common,
-      zero_optimization: {
-        stage: 2,
-        allgather_partitions: true,
-        allgather_bucket_size: 5e8,
-        overlap_comm: true,
-        reduce_scatter: true,
-        reduce_bucket_size: 5e8,
-        contiguous_gradients: true,
-        round_robin_gradients: true,
-      },
-    };
-  }
-  return {
-    ...common,
-    zero_optimization: {
-      stage: 3,
-      overlap_comm: true,
-      contiguous_gradients: true,
-      sub_group_size: 1e9,
-      reduce_bucket_size: 'auto',
-      stage3_prefetch_bucket_size: 'auto',
-      stage3_param_persistence_threshold: 'auto',
-      stage3_max_live_parameters: 1e9,
-      stage3_max_reuse_distance: 1e9,
-      stage3_gather_16bit_weights_on_model_save: true,
-    },
-  };
-}
-
-export function accelerateConfig(o: EmitOptions, dist: Distributed, dsFile?: string): Record<string, unknown> {
-  const base = {
-    compute_environment: 'LOCAL_MACHINE',
-    machine_rank: 0,
-    main_training_function: 'main',
-    mixed_precision: 'bf16',
-    num_machines: o.nodes,
-    num_processes: o.nodes * o.gpus,
-    rdzv_backend: 'static',
-    same_network: true,
-    use_cpu: false,
-  };
-  if (dist === 'fsdp') {
-    return {
-      ...base,
-      distributed_type: 'FSDP',
-      fsdp_config: {
-        fsdp_auto_wrap_policy: 'TRANSFORMER_BASED_WRAP',
-        fsdp_backward_prefetch: 'BACKWARD_PRE',
-        fsdp_cpu_ram_efficient_loading: true,
-        fsdp_offload_params: false,
-        fsdp_sharding_strategy: 'FULL_SHARD',
-        fsdp_state_dict_type: 'SHARDED_STATE_DICT',
-        fsdp_sync_module_states: true,
-        fsdp_use_orig_params: true,
-      },
-    };
-  }
-  return { ...base, distributed_type: 'DEEPSPEED', deepspeed_config: { deepspeed_config_file: dsFile } };
 }
 
 function schedulerFor(c: TrainConfig): { name: string; kwargs?: Record<string, number> } {
@@ -197,6 +138,17 @@ function modelPath(c: TrainConfig, o: EmitOptions): string {
   return resolve(o.baseDir, c.model);
 }
 
+/** The chat template Loom trains this config with (emit-template.ts decides what each trainer gets). */
+function templateOf(c: TrainConfig, o: EmitOptions): EffectiveTemplate {
+  return effectiveTemplate(c.template, modelPath(c, o));
+}
+
+function writeTemplateFile(o: EmitOptions, source: string): string {
+  const f = join(o.outDir, 'chat_template.jinja');
+  writeFileAtomic(f, source);
+  return f;
+}
+
 function writeDistributed(c: TrainConfig, o: EmitOptions, files: string[]): { dist?: Distributed; dsFile?: string } {
   if (!multiGpu(o)) return {};
   const dist = chooseDistributed(c, o);
@@ -233,11 +185,9 @@ function emitLlamaFactory(c: TrainConfig, o: EmitOptions, warnings: string[]): E
 
   const { dist, dsFile } = writeDistributed(c, o, files);
   const sched = schedulerFor(c);
-  let template = c.template;
-  if (template === 'auto') {
-    template = LF_TEMPLATES[o.modelType ?? ''] ?? 'default';
-    warnings.push(`template auto → LLaMA-Factory template "${template}" (check it matches the model's chat template)`);
-  }
+  const tpl = llamaFactoryTemplate(templateOf(c, o));
+  warnings.push(...tpl.warnings);
+  if (tpl.source !== undefined) files.push(writeTemplateFile(o, tpl.source));
   const method: Record<string, unknown> = {
     finetuning_type: c.finetuning_type === 'qlora' ? 'lora' : c.finetuning_type,
   };
@@ -247,7 +197,7 @@ function emitLlamaFactory(c: TrainConfig, o: EmitOptions, warnings: string[]): E
       lora_rank: lo.rank,
       lora_alpha: lo.alpha,
       lora_dropout: lo.dropout,
-      lora_target: c.lora_target === 'all-linear' ? 'all' : c.lora_target.join(','),
+      ...(loraTargetKeys(c, 'llamafactory') as Record<string, unknown>),
       use_rslora: lo.useRslora,
     });
   }
@@ -266,7 +216,7 @@ function emitLlamaFactory(c: TrainConfig, o: EmitOptions, warnings: string[]): E
     dataset: names.join(','),
     ...(evalNames.length ? { eval_dataset: evalNames.join(',') } : {}),
     dataset_dir: 'data',
-    template,
+    ...(tpl.name ? { template: tpl.name } : {}),
     cutoff_len: c.cutoff_len,
     packing: c.packing,
     train_on_prompt: c.train_on_prompt,
@@ -331,6 +281,8 @@ function emitAxolotl(c: TrainConfig, o: EmitOptions, warnings: string[]): EmitRe
           roles_to_train: c.train_on_prompt ? ['system', 'user', 'assistant'] : ['assistant'],
         };
   const { dist, dsFile } = writeDistributed(c, o, files);
+  const tpl = axolotlTemplate(templateOf(c, o));
+  warnings.push(...tpl.warnings);
   const sched =
     c.lr_scheduler_type === 'linear' ? 'linear' : c.lr_scheduler_type === 'constant' ? 'constant' : 'cosine';
   const adapter: Record<string, unknown> = {};
@@ -342,7 +294,7 @@ function emitAxolotl(c: TrainConfig, o: EmitOptions, warnings: string[]): EmitRe
       lora_r: lo.rank,
       lora_alpha: lo.alpha,
       lora_dropout: lo.dropout,
-      ...(c.lora_target === 'all-linear' ? { lora_target_linear: true } : { lora_target_modules: c.lora_target }),
+      ...(loraTargetKeys(c, 'axolotl') as Record<string, unknown>),
       peft_use_rslora: lo.useRslora,
     });
   }
@@ -351,7 +303,8 @@ function emitAxolotl(c: TrainConfig, o: EmitOptions, warnings: string[]): EmitRe
   }
   const yaml: Record<string, unknown> = {
     base_model: modelPath(c, o),
-    ...(c.template === 'auto' ? { chat_template: 'tokenizer_default' } : { chat_template: c.template }),
+    chat_template: tpl.name,
+    ...(tpl.source !== undefined ? { chat_template_jinja: tpl.source } : {}),
     datasets: data.train.map(ds),
     ...(data.evalFiles.length ? { test_datasets: data.evalFiles.map(ds) } : { val_set_size: c.val_size }),
     dataset_prepared_path: 'last_run_prepared',
@@ -447,7 +400,7 @@ function emitTrl(c: TrainConfig, o: EmitOptions, warnings: string[]): EmitResult
   const peft =
     c.finetuning_type === 'lora' || c.finetuning_type === 'qlora'
       ? `LoraConfig(r=${lo.rank}, lora_alpha=${lo.alpha}, lora_dropout=${lo.dropout}, ` +
-        `target_modules=${c.lora_target === 'all-linear' ? '"all-linear"' : pyList(c.lora_target)}, ` +
+        `target_modules=${loraTargetKeys(c, 'trl') as string}, ` +
         `use_rslora=${lo.useRslora ? 'True' : 'False'}, bias="none", task_type="CAUSAL_LM")`
       : c.finetuning_type === 'prefix'
         ? `PrefixTuningConfig(num_virtual_tokens=${c.num_virtual_tokens}, prefix_projection=False, task_type="CAUSAL_LM")`
@@ -496,8 +449,17 @@ function emitTrl(c: TrainConfig, o: EmitOptions, warnings: string[]): EmitResult
     `report_to="none"`,
     ...(dsFile ? [`deepspeed=${pyStr(basename(dsFile))}`] : []),
   ];
-  if (c.template !== 'auto') {
-    warnings.push(`template "${c.template}": the TRL script uses the tokenizer's own chat template`);
+  // TRL renders with tokenizer.chat_template: set it when Loom trains with another template than the tokenizer's.
+  const eff = templateOf(c, o);
+  const setTemplate = eff.origin !== 'model' && eff.source !== undefined;
+  if (setTemplate) {
+    warnings.push(
+      `template: the script sets tokenizer.chat_template to the ${eff.origin === 'builtin' ? `Loom built-in "${eff.name}"` : 'Jinja template from the config'} (the tokenizer's own is not what Loom trains with)`,
+    );
+  } else if (eff.origin === 'name') {
+    warnings.push(
+      `template "${eff.name}" is not a Loom template; the TRL script uses the tokenizer's own chat template`,
+    );
   }
   const script = `#!/usr/bin/env python3
 # Written by \`loom train --emit trl\`: the same job for TRL's SFTTrainer (+ PEFT).
@@ -517,7 +479,7 @@ EVAL_FILES = ${pyList(data.evalFiles.map((f) => `data/${f}`))}
 
 def main():
     tokenizer = AutoTokenizer.from_pretrained(MODEL)
-    model = AutoModelForCausalLM.from_pretrained(MODEL, quantization_config=${quant})
+${setTemplate ? `    tokenizer.chat_template = ${pyStr(eff.source!)}\n` : ''}    model = AutoModelForCausalLM.from_pretrained(MODEL, quantization_config=${quant})
 ${freeze}
     train = load_dataset("json", data_files=TRAIN_FILES, split="train")
     evaluation = load_dataset("json", data_files=EVAL_FILES, split="train") if EVAL_FILES else None
