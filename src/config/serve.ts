@@ -28,8 +28,8 @@ const local = z
     adapters: z.record(name, z.string().min(1)).default({}),
     template: z.string().optional(),
     threads: z.number().int().min(1).optional(),
-    /** Sequences generating at once; more wait in the queue. */
-    concurrency: z.number().int().min(1).max(64).default(1),
+    /** Sequences decoding together in one batched step (continuous batching); more wait in the queue. */
+    concurrency: z.number().int().min(1).max(64).default(8),
   })
   .strict();
 

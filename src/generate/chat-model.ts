@@ -26,7 +26,7 @@ import type { Float32Tensor } from '../models/safetensors.ts';
 import { applyChatTemplate } from '../tokenizer/chat.ts';
 import { LoomTokenizer } from '../tokenizer/tokenizer.ts';
 import { CausalLM, isOnnxExport } from './causal-lm.ts';
-import { DEFAULT_MAX_NEW_TOKENS, generateText, type TextResult } from './generate.ts';
+import { DEFAULT_MAX_NEW_TOKENS, generateText, type IdsRunner, type TextResult } from './generate.ts';
 import { settingsFromGenerationConfig } from './sampling.ts';
 import { continuationLogLikelihoods } from './score.ts';
 
@@ -41,6 +41,9 @@ export interface LocalChatModelOptions {
 }
 
 export class LocalChatModel implements ChatModel {
+  /** Where token generation runs (serve sets its continuous-batching scheduler); default one batch per call. */
+  runIds?: IdsRunner;
+
   private constructor(
     readonly id: string,
     readonly lm: CausalLM,
@@ -108,6 +111,7 @@ export class LocalChatModel implements ChatModel {
     const [r] = await generateText(this.lm, this.tokenizer, [prompt], {
       ...this.settings(settings),
       signal,
+      runIds: this.runIds,
       onText: (_row, d) => onText(d),
     });
     return LocalChatModel.result(r as TextResult);
@@ -119,7 +123,11 @@ export class LocalChatModel implements ChatModel {
     signal?: AbortSignal,
   ): Promise<ChatResult[]> {
     const prompts = await Promise.all(conversations.map((m) => this.encodePrompt(m)));
-    const rs = await generateText(this.lm, this.tokenizer, prompts, { ...this.settings(settings), signal });
+    const rs = await generateText(this.lm, this.tokenizer, prompts, {
+      ...this.settings(settings),
+      signal,
+      runIds: this.runIds,
+    });
     return rs.map((r) => LocalChatModel.result(r));
   }
 

@@ -35,7 +35,10 @@ export interface IdsResult {
   promptTokens: number;
 }
 
-function samplingOf(s: GenerationSettings): SamplingSettings {
+/** Runs generateIds-shaped work somewhere else, e.g. serve's continuous-batching scheduler (serve/scheduler.ts). */
+export type IdsRunner = (prompts: readonly (readonly number[])[], opts: GenerateIdsOptions) => Promise<IdsResult[]>;
+
+export function samplingOf(s: GenerationSettings): SamplingSettings {
   return {
     temperature: s.temperature,
     topK: s.topK,
@@ -64,11 +67,7 @@ export async function generateIds(
   const eos = new Set(opts.eosIds ?? cfg.eosTokenId);
   const padId = opts.padId ?? cfg.padTokenId ?? cfg.eosTokenId[0] ?? 0;
   const L = Math.max(...prompts.map((p) => p.length));
-  const limit = Math.min(cfg.maxPositionEmbeddings, 32768);
-  const maxNew = Math.max(0, Math.min(opts.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS, limit - L));
-  if (L >= limit) {
-    throw new LoomError('INPUT_MALFORMED', `prompt of ${L} tokens leaves no room in the model's ${limit} positions`);
-  }
+  const maxNew = maxNewTokensFor(lm, L, opts.maxNewTokens);
   const results: IdsResult[] = prompts.map((p) => ({ ids: [], finishReason: 'length', promptTokens: p.length }));
   if (maxNew === 0) return results;
 
@@ -79,12 +78,7 @@ export async function generateIds(
   let input = prompts.map((p) => [...new Array<number>(L - p.length).fill(padId), ...p]);
   let cache = lm.emptyCache(B);
   const V = cfg.vocabSize;
-  // Plain greedy (no penalties) takes the graph's argmax: no B x vocab logits cross per token.
-  const graphGreedy =
-    (settings.temperature ?? 1) <= 0 &&
-    (settings.repetitionPenalty ?? 1) === 1 &&
-    !settings.presencePenalty &&
-    !settings.frequencyPenalty;
+  const graphGreedy = isGraphGreedy(settings);
 
   try {
     for (let step = 0; step < maxNew; step++) {
@@ -105,17 +99,7 @@ export async function generateIds(
         const id = r.logits
           ? samplers[b]!.next(r.logits.subarray(b * V, (b + 1) * V), { prompt: prompts[b], generated: res.ids })
           : r.next[b]!;
-        if (eos.has(id)) {
-          done[b] = true;
-          res.finishReason = 'eos';
-          opts.onToken?.(b, id);
-        } else {
-          res.ids.push(id);
-          if (opts.onToken?.(b, id)) {
-            done[b] = true;
-            res.finishReason = 'stop';
-          }
-        }
+        done[b] = takeToken(res, id, eos, opts.onToken && ((t) => opts.onToken?.(b, t)));
         next.push([done[b] ? padId : id]);
       }
       if (done.every(Boolean)) break;
@@ -128,7 +112,48 @@ export async function generateIds(
   return results;
 }
 
+/** One new token of a row: EOS ends it (not kept), else it is kept and onToken may stop the row. True when done. */
+export function takeToken(
+  res: IdsResult,
+  id: number,
+  eos: ReadonlySet<number>,
+  onToken?: (id: number) => boolean | undefined,
+): boolean {
+  if (eos.has(id)) {
+    res.finishReason = 'eos';
+    onToken?.(id);
+    return true;
+  }
+  res.ids.push(id);
+  if (onToken?.(id)) {
+    res.finishReason = 'stop';
+    return true;
+  }
+  return false;
+}
+
+/** Plain greedy (no penalties) takes the graph's argmax: no B x vocab logits cross per token. */
+export function isGraphGreedy(settings: SamplingSettings): boolean {
+  return (
+    (settings.temperature ?? 1) <= 0 &&
+    (settings.repetitionPenalty ?? 1) === 1 &&
+    !settings.presencePenalty &&
+    !settings.frequencyPenalty
+  );
+}
+
+/** Largest number of new tokens for prompts up to L tokens long (the model's positions bound it). */
+export function maxNewTokensFor(lm: CausalLM, L: number, requested: number | undefined): number {
+  const limit = Math.min(lm.config.maxPositionEmbeddings, 32768);
+  if (L >= limit) {
+    throw new LoomError('INPUT_MALFORMED', `prompt of ${L} tokens leaves no room in the model's ${limit} positions`);
+  }
+  return Math.max(0, Math.min(requested ?? DEFAULT_MAX_NEW_TOKENS, limit - L));
+}
+
 export interface GenerateTextOptions extends GenerateIdsOptions {
+  /** Where the token-level work runs; default generateIds on `lm` (one batch for all prompts). */
+  runIds?: IdsRunner;
   /** Streaming: text that became final for a row (never a partial character, never part of a stop string). */
   onText?: (row: number, delta: string) => void;
 }
@@ -158,7 +183,8 @@ export async function generateText(
     texts[row] += s;
     opts.onText?.(row, s);
   };
-  const results = await generateIds(lm, prompts, {
+  const run: IdsRunner = opts.runIds ?? ((p, o) => generateIds(lm, p, o));
+  const results = await run(prompts, {
     ...opts,
     eosIds,
     onToken: (row, id) => {

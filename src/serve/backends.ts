@@ -13,6 +13,7 @@ import { generateText } from '../generate/generate.ts';
 import { OpenAICompatibleModel } from '../providers/openai-compatible.ts';
 import type { Limiter } from './limiter.ts';
 import { ApiError } from './protocol.ts';
+import { BatchScheduler } from './scheduler.ts';
 
 /** OpenAI `response_format` past `text`: the backend must return JSON (json_schema: matching the schema). */
 export type ResponseFormat = { type: 'json_object' } | { type: 'json_schema'; name: string; schema: unknown };
@@ -106,6 +107,7 @@ export class LocalBackend implements ServedModel {
     readonly name: string,
     private readonly models: Map<string, LocalChatModel>,
     readonly limiter: Limiter,
+    private readonly schedulers: BatchScheduler[],
   ) {}
 
   get adapters(): string[] {
@@ -126,7 +128,13 @@ export class LocalBackend implements ServedModel {
       const dir = existsSync(join(at(p), 'adapter_config.json')) ? mergedFolderFor(at(cfg.path), at(p)) : at(p);
       models.set(a, await LocalChatModel.fromFolder(dir, { ...opts, id: `${cfg.name}:${a}` }));
     }
-    return new LocalBackend(cfg.name, models, limiter);
+    // Continuous batching: the requests holding the limiter's slots share one decode step per model (and adapter).
+    const schedulers = [...models.values()].map((m) => {
+      const s = new BatchScheduler(m.lm, { maxBatch: limiter.concurrency });
+      m.runIds = s.run;
+      return s;
+    });
+    return new LocalBackend(cfg.name, models, limiter, schedulers);
   }
 
   async generate(req: GenerateRequest): Promise<ChatResult> {
@@ -147,6 +155,7 @@ export class LocalBackend implements ServedModel {
     const [r] = await generateText(m.lm, m.tokenizer, [ids], {
       ...settings,
       signal: req.signal,
+      runIds: m.runIds,
       onText: (_r, d) => req.onText?.(d),
     });
     const t = r!;
@@ -158,6 +167,7 @@ export class LocalBackend implements ServedModel {
   }
 
   async close(): Promise<void> {
+    for (const s of this.schedulers) await s.close();
     for (const m of this.models.values()) await m.close();
   }
 }
