@@ -32,12 +32,19 @@ export const VERBS: readonly Verb[] = [
   {
     name: 'eval',
     term: 'eval',
-    summary: 'evaluate models: reference metrics, suites, comparisons',
+    summary: 'evaluate models: reference metrics, suites, comparisons, classifiers',
     load: async (rest) => {
       const { registerEval } = await import('./eval.ts');
       if (rest[0] === 'metric') return (p) => void registerEval(p);
-      const { registerEvalSuite } = await import('./eval-suite.ts');
-      return (p) => registerEvalSuite(registerEval(p));
+      const [{ registerEvalSuite }, { registerEvalCls }] = await Promise.all([
+        import('./eval-suite.ts'),
+        import('./eval-cls.ts'),
+      ]);
+      return (p) => {
+        const ev = registerEval(p);
+        registerEvalSuite(ev);
+        registerEvalCls(ev);
+      };
     },
   },
   {

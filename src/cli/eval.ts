@@ -10,7 +10,7 @@ import { METRIC_NAMES, type MetricRunOptions, readParallel, readSegments, scoreM
 export function registerEval(program: Command): Command {
   const ev = program
     .command('eval')
-    .description('evaluate models: reference metrics, suites, comparisons')
+    .description('evaluate models: reference metrics, suites, comparisons, classifiers')
     .addHelpText('after', '\nExample:\n  $ loom eval metric bleu --hyp out.txt --ref ref.txt');
   registerEvalMetric(ev);
   return ev;

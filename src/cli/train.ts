@@ -33,8 +33,9 @@ const EMIT_TARGETS = ['llamafactory', 'axolotl', 'trl'];
 async function showTokens(c: TrainConfig, baseDir: string, n: number): Promise<void> {
   const tok = LoomTokenizer.fromFolder(resolve(baseDir, c.model));
   const rows = readRows(c.dataset, baseDir, c.stage).rows.slice(0, n);
-  if (c.stage === 'pt') {
-    for (const r of rows) process.stdout.write(`--- ${r.file}:${r.line}\n${r.text}\n`);
+  if (c.stage === 'pt' || c.stage === 'cls') {
+    for (const r of rows)
+      process.stdout.write(`--- ${r.file}:${r.line}${r.label !== undefined ? ` label=${r.label}` : ''}\n${r.text}\n`);
     return;
   }
   const enc = await encodeSftRows(tok, rows, { template: c.template, trainOnPrompt: c.train_on_prompt });

@@ -5,7 +5,7 @@ import { z } from 'zod';
  * `lora_rank`, `cutoff_len` or `lr_scheduler_type` needs no new vocabulary. Defaults live here and only here.
  */
 
-export const STAGES = ['pt', 'sft'] as const;
+export const STAGES = ['pt', 'sft', 'cls'] as const;
 export const FINETUNING_TYPES = ['lora', 'qlora', 'full', 'freeze', 'prefix'] as const;
 export const SCHEDULERS = ['constant', 'linear', 'cosine'] as const;
 export const QUANT_BLOCK_SIZES = [32, 64, 128] as const;
@@ -32,7 +32,9 @@ export const trainConfigSchema = z
   .object({
     // model and data
     model: z.string().min(1).describe('HF model folder (config.json + safetensors + tokenizer.json)'),
-    dataset: pathList.describe('training JSONL file(s): messages rows for sft, {"text"} rows for pt'),
+    dataset: pathList.describe(
+      'training JSONL file(s): messages rows for sft, {"text"} rows for pt, {"text","label"} rows for cls',
+    ),
     eval_dataset: pathList.optional(),
     output_dir: z.string().min(1).default('runs/train'),
 
@@ -59,6 +61,9 @@ export const trainConfigSchema = z
       .default(['all'])
       .describe('module names inside the trainable layers, or all'),
     num_virtual_tokens: positiveInt.default(16),
+    labels: stringList
+      .optional()
+      .describe('stage cls: class names in id order (default: the labels of the training rows, sorted)'),
 
     // data shaping
     template: z.string().default('auto').describe('chat template: auto (the tokenizer_config one) or a name'),
@@ -104,7 +109,9 @@ export const trainConfigSchema = z
     train_tokenizer: z
       .boolean()
       .default(false)
-      .describe('stage pt: train a byte-level BPE tokenizer on the corpus and build the model from nothing'),
+      .describe(
+        'stage pt or cls: train a byte-level BPE tokenizer on the texts and build the model from nothing (model_preset)',
+      ),
     tokenizer_vocab_size: positiveInt.default(1024),
     model_preset: z.string().default('tiny').describe('shape used when the model folder does not exist yet (pt)'),
   })
@@ -116,6 +123,26 @@ export const trainConfigSchema = z
         path: ['finetuning_type'],
         message: 'prefix tuning is for sft; for stage pt use full, lora, qlora or freeze',
       });
+    }
+    if (c.stage === 'cls' && (c.finetuning_type === 'prefix' || c.finetuning_type === 'qlora')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['finetuning_type'],
+        message: `stage cls trains with lora, full or freeze (not ${c.finetuning_type}): the head is merged into an HF classification folder`,
+      });
+    }
+    if (c.stage === 'cls' && c.packing) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['packing'],
+        message: 'stage cls pools one text per row; set packing: false',
+      });
+    }
+    if (c.labels && c.stage !== 'cls') {
+      ctx.addIssue({ code: 'custom', path: ['labels'], message: 'labels applies to stage cls only' });
+    }
+    if (c.labels && new Set(c.labels).size !== c.labels.length) {
+      ctx.addIssue({ code: 'custom', path: ['labels'], message: 'labels must be distinct' });
     }
     if (c.warmup_steps > 0 && c.warmup_ratio > 0) {
       ctx.addIssue({ code: 'custom', path: ['warmup_ratio'], message: 'set warmup_steps or warmup_ratio, not both' });

@@ -69,6 +69,11 @@ export interface LlamaConfig {
   torchDtype: string;
   /** Original config.json (or the one toHfConfig produced), kept for round trips. */
   hf: Record<string, unknown>;
+  /**
+   * Sequence classification (`…ForSequenceClassification`, `id2label`): class names by id. The head is
+   * `score.weight` [labels, hidden] on the last real token's hidden state, instead of lm_head.
+   */
+  labels?: string[];
 }
 
 export interface ParamSpec {
@@ -145,7 +150,7 @@ function invalid(message: string, file?: string, field?: string, hint?: string):
 function architectureOf(raw: z.infer<typeof hfSchema>, file?: string): Architecture {
   let type = raw.model_type;
   if (!type && raw.architectures?.[0]) {
-    const cls = raw.architectures[0];
+    const cls = raw.architectures[0].replace('ForSequenceClassification', 'ForCausalLM');
     type = Object.entries(HF_CLASS).find(([, c]) => c === cls)?.[0];
   }
   const arch = type ? ARCH_BY_MODEL_TYPE[type] : undefined;
@@ -221,6 +226,7 @@ export function parseHfConfig(json: unknown, file?: string): LlamaConfig {
   let slidingWindow: number | null = raw.sliding_window ?? null;
   if ((arch === 'qwen2' || arch === 'qwen3') && !raw.use_sliding_window) slidingWindow = null;
   const eos = raw.eos_token_id;
+  const labels = classLabels(raw, file);
   const act = raw.hidden_act ?? 'silu';
   if (act !== 'silu') throw invalid(`hidden_act '${act}' is not supported (only silu)`, file, 'hidden_act');
   return {
@@ -249,7 +255,22 @@ export function parseHfConfig(json: unknown, file?: string): LlamaConfig {
     padTokenId: raw.pad_token_id ?? null,
     torchDtype: raw.torch_dtype ?? 'float32',
     hf: json as Record<string, unknown>,
+    ...(labels ? { labels } : {}),
   };
+}
+
+/** id2label of a sequence-classification config, in id order (HF writes keys as strings "0", "1", …). */
+function classLabels(raw: z.infer<typeof hfSchema>, file?: string): string[] | undefined {
+  if (!raw.architectures?.[0]?.endsWith('ForSequenceClassification')) return undefined;
+  const m = raw.id2label as Record<string, unknown> | undefined;
+  const n = m ? Object.keys(m).length : Number(raw.num_labels ?? 2);
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = m ? m[String(i)] : `LABEL_${i}`;
+    if (typeof v !== 'string') throw invalid(`id2label has no string entry for id ${i}`, file, 'id2label');
+    out.push(v);
+  }
+  return out;
 }
 
 export function readHfConfig(path: string): LlamaConfig {
@@ -273,7 +294,11 @@ export function toHfConfig(cfg: LlamaConfig): Record<string, unknown> {
   const out: Record<string, unknown> = { ...cfg.hf };
   const rs = cfg.ropeScaling;
   Object.assign(out, {
-    architectures: [HF_CLASS[cfg.architecture]],
+    architectures: [
+      cfg.labels
+        ? HF_CLASS[cfg.architecture].replace('ForCausalLM', 'ForSequenceClassification')
+        : HF_CLASS[cfg.architecture],
+    ],
     model_type: cfg.architecture,
     vocab_size: cfg.vocabSize,
     hidden_size: cfg.hiddenSize,
@@ -310,6 +335,15 @@ export function toHfConfig(cfg: LlamaConfig): Record<string, unknown> {
     out.mlp_bias = cfg.mlpBias;
   } else if (cfg.architecture === 'qwen3') {
     out.attention_bias = cfg.qkvBias;
+  }
+  if (cfg.labels) {
+    out.id2label = Object.fromEntries(cfg.labels.map((l, i) => [String(i), l]));
+    out.label2id = Object.fromEntries(cfg.labels.map((l, i) => [l, i]));
+    out.problem_type = 'single_label_classification';
+  } else {
+    delete out.id2label;
+    delete out.label2id;
+    delete out.problem_type;
   }
   if (cfg.architecture === 'mistral') out.sliding_window = cfg.slidingWindow;
   if (cfg.architecture === 'qwen2' || cfg.architecture === 'qwen3') {
@@ -570,7 +604,8 @@ export function parameterShapes(cfg: LlamaConfig): ParamSpec[] {
     out.push({ name: `${p}.post_attention_layernorm.weight`, shape: [H], kind: 'norm', layer: i });
   }
   out.push({ name: 'model.norm.weight', shape: [H], kind: 'norm', layer: -1 });
-  if (!cfg.tieWordEmbeddings)
+  if (cfg.labels) out.push({ name: 'score.weight', shape: [cfg.labels.length, H], kind: 'linear', layer: -1 });
+  else if (!cfg.tieWordEmbeddings)
     out.push({ name: 'lm_head.weight', shape: [cfg.vocabSize, H], kind: 'lm_head', layer: -1 });
   return out;
 }

@@ -19,6 +19,12 @@
  *   labels           int64 [batch_size, sequence_length]   (opts.loss) HF semantics: shifted inside the graph, -100 ignored
  *   loss_weights     float [batch_size, sequence_length]   (opts.lossWeights) per-token weight aligned with labels
  *   -> logits        float [batch_size, sequence_length | 1, vocab]   (opts.logits 'all' | 'last' | 'none')
+ *                    For a classification config (cfg.labels) the head is score.weight and the last axis is the
+ *                    class count: logits of every position; the caller pools the last real token (HF's
+ *                    LlamaForSequenceClassification pools the last non-pad token; with right padding and causal
+ *                    attention that token never sees the padding, so no mask is needed). With opts.loss the
+ *                    labels are class ids at the pooled position and -100 (or weight 0) elsewhere.
+ *   -> last_hidden_state  float [batch_size, sequence_length, hidden]  (opts.hidden; after the final norm)
  *   -> loss          float []                                           (opts.loss)
  *   -> present.{i}.key|value  float [batch_size, kv_heads, total_sequence_length, head_dim] (opts.kvCache)
  *
@@ -99,6 +105,8 @@ export interface LlamaGraphOptions {
   kvCache?: boolean;
   /** Which logits to output: every position, only the last (generation), or none (loss only). Default 'all'. */
   logits?: 'all' | 'last' | 'none';
+  /** Output `last_hidden_state` (after the final norm), e.g. to check a classification head by hand. */
+  hidden?: boolean;
   /** Add `labels` input and `loss` output (mean CE over labels != -100, HF shift). */
   loss?: boolean;
   /** Labels already aligned with logits (labels[t] is the target of position t): no shift in the graph. */
@@ -280,8 +288,11 @@ export function buildLlama(cfg: LlamaConfig, weights: WeightSource, opts: LlamaG
   }
   x = rmsNorm(x, param('model.norm.weight', [H]), cfg.rmsNormEps);
 
+  if (opts.hidden) g.output('last_hidden_state', x);
   const logitsMode = opts.logits ?? 'all';
+  const classes = cfg.labels?.length;
   const head = (h: Tensor): Tensor => {
+    if (classes !== undefined) return matmul(h, transpose(param('score.weight', [classes, H]), [1, 0]));
     if (cfg.tieWordEmbeddings) {
       // Tied: the lm_head hook still sees the module name `lm_head`; base reuses embed_tokens.
       const base = (xin: Tensor): Tensor =>
@@ -327,7 +338,7 @@ export function buildLlama(cfg: LlamaConfig, weights: WeightSource, opts: LlamaG
       lb = slice(lb, [1], [END], [1]);
       if (lw) lw = slice(lw, [1], [END], [1]);
     }
-    const loss = crossEntropy(reshape(lg, [-1, cfg.vocabSize]), reshape(lb, [-1]), {
+    const loss = crossEntropy(reshape(lg, [-1, classes ?? cfg.vocabSize]), reshape(lb, [-1]), {
       ignoreIndex: -100,
       reduction: 'mean',
       weights: lw ? reshape(lw, [-1]) : undefined,

@@ -33,6 +33,8 @@ export interface LoraAdapterInfo {
   targetModules: string[];
   useRslora: boolean;
   baseModel: string;
+  /** Sequence classification: task_type SEQ_CLS, the head saved whole (`modules_to_save: ["score"]`). */
+  seqCls?: boolean;
 }
 
 export const LOOM_ADAPTER_FILE = 'loom_adapter.json';
@@ -103,7 +105,7 @@ export function writeLoraAdapter(dir: string, params: readonly Float32Named[], i
   // 0.7 has no such field and false is its default anyway.
   const cfg = {
     peft_type: 'LORA',
-    task_type: 'CAUSAL_LM',
+    task_type: info.seqCls ? 'SEQ_CLS' : 'CAUSAL_LM',
     base_model_name_or_path: peftBaseName(dir, info.baseModel),
     r: info.r,
     lora_alpha: info.alpha,
@@ -114,7 +116,8 @@ export function writeLoraAdapter(dir: string, params: readonly Float32Named[], i
     fan_in_fan_out: false,
     init_lora_weights: true,
     inference_mode: true,
-    modules_to_save: null,
+    // PEFT saves a modules_to_save copy under the module's own name: base_model.model.score.weight
+    modules_to_save: info.seqCls ? ['score'] : null,
     layers_to_transform: null,
     revision: null,
   };

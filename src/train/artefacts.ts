@@ -4,6 +4,7 @@ import { basename, join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.ts';
 import { loomVersion } from '../core/version.ts';
+import { toHfConfig } from '../models/config.ts';
 import { mergeLoraInto, writeLoraAdapter, writeMergedModel, writePrefixAdapter } from '../models/peft.ts';
 import type { Float32Named, Float32Tensor } from '../models/safetensors.ts';
 import { lossChartHtml, MetricsLog } from './metrics.ts';
@@ -91,6 +92,7 @@ export function writeArtefacts(
   outputDir: string,
 ): string[] {
   const files: string[] = [];
+  if (p.cls) return writeClassifier(p, mo, named, outputDir);
   if (mo.method === 'lora' || mo.method === 'qlora') {
     const lora = mo.lora;
     files.push(
@@ -123,5 +125,36 @@ export function writeArtefacts(
       ),
     );
   }
+  return files;
+}
+
+/**
+ * Stage cls: always a complete HF classification folder in `model/` (LoRA merged in, the trained score.weight,
+ * config.json with the ForSequenceClassification class and id2label/label2id), so `loom eval cls`, the guard and
+ * transformers' AutoModelForSequenceClassification load it as is. LoRA runs also write the PEFT adapter (SEQ_CLS,
+ * modules_to_save score).
+ */
+function writeClassifier(p: Prepared, mo: MethodOptions, named: readonly Float32Named[], outputDir: string): string[] {
+  const files: string[] = [];
+  const w = new Map<string, Float32Named>([...p.weights].map(([n, t]) => [n, { name: n, dims: t.dims, data: t.data }]));
+  if (mo.method === 'lora' || mo.method === 'qlora') {
+    const lora = mo.lora;
+    files.push(
+      ...writeLoraAdapter(join(outputDir, 'adapter'), named, {
+        r: lora.rank,
+        alpha: lora.alpha,
+        dropout: lora.dropout,
+        targetModules: lora.targets,
+        useRslora: lora.useRslora,
+        baseModel: p.modelDir,
+        seqCls: true,
+      }),
+    );
+    mergeLoraInto(w, named, lora.scale);
+  }
+  for (const t of named) if (!/\.lora_[AB]\.weight$/.test(t.name)) w.set(t.name, { ...t, name: t.name });
+  const dir = join(outputDir, 'model');
+  files.push(...writeMergedModel(p.modelDir, dir, w));
+  writeJsonAtomic(join(dir, 'config.json'), toHfConfig(p.model));
   return files;
 }

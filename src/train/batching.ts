@@ -11,6 +11,8 @@ import { epochPermutation } from './rng.ts';
 export interface TokenizedExample {
   ids: number[];
   weights: number[];
+  /** Stage cls: the class id, the target of the last token (the pooled position); `weights` are unused. */
+  label?: number;
 }
 
 export interface Batch {
@@ -100,10 +102,14 @@ export interface PackedRow {
   weights: number[];
   segments: number[];
   sources: number[];
+  /** Stage cls: class id (one example per row). */
+  label?: number;
 }
 
 export function singleRow(ex: TokenizedExample, index: number): PackedRow {
-  return { ids: ex.ids, weights: ex.weights, segments: ex.ids.map(() => 1), sources: [index] };
+  const row: PackedRow = { ids: ex.ids, weights: ex.weights, segments: ex.ids.map(() => 1), sources: [index] };
+  if (ex.label !== undefined) row.label = ex.label;
+  return row;
 }
 
 /** Greedy packing in the given order: each row is filled up to cutoffLen, examples are never split. */
@@ -207,8 +213,15 @@ export function collate(rows: readonly PackedRow[], padTo?: number): Batch {
         }
         inputIds[o] = BigInt(r.ids[t]!);
         positionIds[o] = BigInt(pos++);
-        // target of position t is token t+1 if it is in the same segment
-        if (t + 1 < n && r.segments[t + 1] === r.segments[t]) {
+        if (r.label !== undefined) {
+          // classification: one target, the class id at the last real token (the pooled position)
+          if (t === n - 1) {
+            targets[o] = BigInt(r.label);
+            weights[o] = 1;
+            weightSum += 1;
+          }
+        } else if (t + 1 < n && r.segments[t + 1] === r.segments[t]) {
+          // target of position t is token t+1 if it is in the same segment
           targets[o] = BigInt(r.ids[t + 1]!);
           const w = r.weights[t + 1]!;
           weights[o] = w;

@@ -11,17 +11,18 @@ import type { TokenizedExample } from './batching.ts';
 /**
  * Dataset files → tokenized examples. SFT rows are canonical messages JSONL (`{"messages":[{role, content,
  * loss_weight?}]}`), rendered by the chat template with loss on assistant turns (or every turn with
- * train_on_prompt); pretraining rows are `{"text"}`. Bad rows fail with file:line and the reason.
+ * train_on_prompt); pretraining rows are `{"text"}`; classification rows `{"text","label"}`. Bad rows fail with
+ * file:line and the reason.
  */
 export interface LoadedRows {
-  rows: { messages?: Message[]; text?: string; file: string; line: number }[];
+  rows: { messages?: Message[]; text?: string; label?: string; file: string; line: number }[];
   /** sha256 over the files' bytes, in order (lineage). */
   hash: string;
 }
 
 const ROLES = new Set(['system', 'user', 'assistant', 'tool']);
 
-export function readRows(paths: readonly string[], baseDir: string, stage: 'pt' | 'sft'): LoadedRows {
+export function readRows(paths: readonly string[], baseDir: string, stage: 'pt' | 'sft' | 'cls'): LoadedRows {
   const h = createHash('sha256');
   const rows: LoadedRows['rows'] = [];
   for (const p of paths) {
@@ -39,6 +40,26 @@ export function readRows(paths: readonly string[], baseDir: string, stage: 'pt' 
         obj = JSON.parse(line) as Record<string, unknown>;
       } catch (e) {
         throw new LoomError('INPUT_MALFORMED', `not valid JSON: ${(e as Error).message}`, { file, line: i + 1 });
+      }
+      if (stage === 'cls') {
+        if (typeof obj.text !== 'string' || obj.text.trim() === '') {
+          throw new LoomError('DATA_LINT', 'classification rows need a non-empty "text" string', {
+            file,
+            line: i + 1,
+            field: 'text',
+            hint: 'one {"text": "...", "label": "..."} object per line',
+          });
+        }
+        const label = typeof obj.label === 'number' ? String(obj.label) : obj.label;
+        if (typeof label !== 'string' || label === '') {
+          throw new LoomError('DATA_LINT', 'classification rows need a "label" (string or integer)', {
+            file,
+            line: i + 1,
+            field: 'label',
+          });
+        }
+        rows.push({ text: obj.text, label, file, line: i + 1 });
+        return;
       }
       if (stage === 'pt') {
         const text = typeof obj.text === 'string' ? obj.text : undefined;
@@ -142,4 +163,39 @@ export async function encodeTextRows(tok: LoomTokenizer, rows: LoadedRows['rows'
   const out: number[][] = [];
   for (const r of rows) out.push(await tok.encode(r.text!));
   return out;
+}
+
+/**
+ * Classification rows → examples: the text tokenized as HF tokenizers do for a classifier (special tokens on, so
+ * a bos is prepended where the tokenizer config asks for one), cut to the first cutoff_len tokens (HF's default
+ * truncation side), the class id in `label`. A label outside `labels` names the file and line.
+ */
+export async function encodeClsRows(
+  tok: LoomTokenizer,
+  rows: LoadedRows['rows'],
+  labels: readonly string[],
+  cutoffLen: number,
+): Promise<{ examples: TokenizedExample[]; truncated: number }> {
+  const ids = new Map(labels.map((l, i) => [l, i]));
+  const examples: TokenizedExample[] = [];
+  let truncated = 0;
+  for (const r of rows) {
+    const label = ids.get(r.label!);
+    if (label === undefined) {
+      throw new LoomError('DATA_LINT', `label "${r.label}" is not one of the ${labels.length} classes`, {
+        file: r.file,
+        line: r.line,
+        field: 'label',
+        hint: `classes: ${labels.slice(0, 12).join(', ')}${labels.length > 12 ? ', …' : ''}; add it to labels: in the config`,
+      });
+    }
+    let t = await tok.encode(r.text!, { addSpecialTokens: true });
+    if (t.length === 0) throw new LoomError('DATA_LINT', 'text encodes to no tokens', { file: r.file, line: r.line });
+    if (t.length > cutoffLen) {
+      t = t.slice(0, cutoffLen);
+      truncated++;
+    }
+    examples.push({ ids: t, weights: t.map(() => 0), label });
+  }
+  return { examples, truncated };
 }

@@ -114,6 +114,12 @@ function hasLossWeights(c: TrainConfig, o: EmitOptions): boolean {
 }
 
 function refuseUnsupported(c: TrainConfig, target: EmitTarget): void {
+  if (c.stage === 'cls') {
+    throw new LoomError('TRAIN_INVALID', `--emit ${target}: stage cls (sequence classification) is not emitted`, {
+      field: 'stage',
+      hint: 'train it with loom train; the model folder it writes loads in transformers as AutoModelForSequenceClassification',
+    });
+  }
   if (c.finetuning_type === 'prefix' && target !== 'trl') {
     throw new LoomError('TRAIN_INVALID', `${target} has no prefix tuning`, {
       field: 'finetuning_type',

@@ -156,6 +156,11 @@ function buildForward(
   const qlora = o.method === 'qlora' ? o : undefined;
   if (o.method === 'full') trainable = () => true;
   if (o.method === 'freeze') trainable = freezeSelector(model, o.freezeLayers, o.freezeModules);
+  if (model.labels) {
+    // A classification head is always trained in full, whatever the method (PEFT's modules_to_save = ["score"]).
+    const inner = trainable;
+    trainable = (name) => name === 'score.weight' || (inner?.(name) ?? false);
+  }
 
   // QLoRA: nibble mask and shift are fed at run time so ORT cannot constant-fold the dequantised weights back to fp32.
   let nibble: Tensor | undefined;

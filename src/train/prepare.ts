@@ -19,7 +19,8 @@ import {
   truncateExamples,
 } from './batching.ts';
 import { type CheckpointData, latestCheckpoint, loadCheckpoint } from './checkpoint.ts';
-import { encodeSftRows, encodeTextRows, readRows } from './data.ts';
+import { classList, withClassHead } from './cls.ts';
+import { encodeClsRows, encodeSftRows, encodeTextRows, readRows } from './data.ts';
 import { epochPermutation } from './rng.ts';
 import type { TrainJob } from './trainer.ts';
 
@@ -40,6 +41,8 @@ export interface Prepared {
   truncated: number;
   datasetHash: string;
   modelHash: string;
+  /** Stage cls: the classes in id order, and whether score.weight was drawn fresh (not from the base). */
+  cls?: { labels: string[]; freshHead: boolean };
 }
 
 /** Hash of the config fields that change the run (not where or how often it writes). */
@@ -77,11 +80,11 @@ export function checkJob(job: TrainJob): void {
 export async function prepare(job: TrainJob): Promise<Prepared> {
   const c = job.config;
   const modelDir = resolve(job.baseDir, c.model);
-  if (c.stage === 'pt' && c.train_tokenizer && !existsSync(join(modelDir, 'config.json'))) {
+  if ((c.stage === 'pt' || c.stage === 'cls') && c.train_tokenizer && !existsSync(join(modelDir, 'config.json'))) {
     buildFromNothing(c, job.baseDir, modelDir);
   }
   const folder = openModelFolder(modelDir);
-  const model = folder.config;
+  let model = folder.config;
   folder.close();
   if (c.cutoff_len > model.maxPositionEmbeddings) {
     throw new LoomError(
@@ -92,7 +95,7 @@ export async function prepare(job: TrainJob): Promise<Prepared> {
       },
     );
   }
-  const weights = loadWeights(modelDir);
+  let weights = loadWeights(modelDir);
   if (!existsSync(join(modelDir, 'tokenizer.json'))) {
     throw new LoomError('MODEL_INVALID', `no tokenizer.json in ${modelDir}`, { file: modelDir });
   }
@@ -113,7 +116,24 @@ export async function prepare(job: TrainJob): Promise<Prepared> {
   let dropped = 0;
   let truncated = 0;
   let isPacked = false;
-  if (c.stage === 'pt') {
+  let cls: Prepared['cls'];
+  if (c.stage === 'cls') {
+    const labels = classList(c.labels, trainRows);
+    const head = withClassHead(model, weights, labels, c.seed);
+    model = head.model;
+    weights = head.weights;
+    cls = { labels, freshHead: head.freshHead };
+    const enc = await encodeClsRows(tok, trainRows, labels, c.cutoff_len);
+    train = enc.examples;
+    truncated = enc.truncated;
+    evalRows = (await encodeClsRows(tok, evalRowsRaw, labels, c.cutoff_len)).examples.map((e, i) => ({
+      ids: e.ids,
+      weights: e.weights,
+      segments: e.ids.map(() => 1),
+      sources: [i],
+      label: e.label,
+    }));
+  } else if (c.stage === 'pt') {
     const eos = tok.eos?.id;
     train = chunkDocuments(await encodeTextRows(tok, trainRows), c.cutoff_len, eos);
     evalRows = chunkDocuments(await encodeTextRows(tok, evalRowsRaw), c.cutoff_len, eos);
@@ -148,6 +168,7 @@ export async function prepare(job: TrainJob): Promise<Prepared> {
     truncated,
     datasetHash: rows.hash,
     modelHash: folderFingerprint(modelDir),
+    ...(cls ? { cls } : {}),
   };
 }
 
@@ -157,7 +178,7 @@ export async function prepare(job: TrainJob): Promise<Prepared> {
  * random-init model of `model_preset` whose vocabulary is that tokenizer's.
  */
 function buildFromNothing(c: TrainConfig, baseDir: string, modelDir: string): void {
-  const rows = readRows(c.dataset, baseDir, 'pt').rows;
+  const rows = readRows(c.dataset, baseDir, c.stage === 'cls' ? 'cls' : 'pt').rows;
   const json = trainByteLevelBpe(
     rows.map((r) => r.text!),
     { vocabSize: c.tokenizer_vocab_size, specialTokens: TINY_SPECIALS, minFrequency: 2 },
