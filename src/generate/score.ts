@@ -4,9 +4,13 @@
  *
  * API:
  *   logSoftmaxRow(logits, offset, V, id)           -> log p(id) from one row of logits (float64 log-sum-exp)
- *   scoreIds(lm, ids)                              -> { logprobs (null for the first token), perplexity, ... }
- *   scoreText(lm, tok, text, { addSpecialTokens }) -> TextScore with token strings (bytes of partial characters
- *                                                     as <0xNN>)
+ *   scoreIds(lm, ids, { window?, stride? })        -> { logprobs (null for the first token), windows }
+ *   scoreText(lm, tok, text, { addSpecialTokens, window?, stride? })
+ *                                                  -> TextScore with token strings (bytes of partial characters
+ *                                                     as <0xNN>); perplexity null when nothing is predicted
+ * Texts longer than the window (default: the model's context) are scored with a sliding window as in the HF
+ * perplexity guide: windows of `window` tokens start every `stride` tokens, and each window scores only the tokens
+ * the previous one did not, each conditioned on up to window-1 tokens before it.
  *   continuationLogLikelihoods(lm, contextIds, continuationIds[]) -> number[] (sum of log p of each continuation)
  */
 import { LoomError } from '../core/errors.ts';
@@ -25,8 +29,20 @@ export interface TextScore {
   /** Scored tokens (all but the first). */
   count: number;
   sumLogprob: number;
-  meanLogprob: number;
-  perplexity: number;
+  /** null when no token was scored (a 1-token text: nothing after the first token to predict). */
+  meanLogprob: number | null;
+  perplexity: number | null;
+  /** Forward passes: 1 unless the text is longer than the window. */
+  windows: number;
+  window: number;
+  stride: number;
+}
+
+export interface WindowOptions {
+  /** Tokens per forward pass (default: the model's context, at most 32768). */
+  window?: number;
+  /** Tokens between window starts (default: half the window, the HF perplexity guide's ratio). */
+  stride?: number;
 }
 
 export function logSoftmaxRow(logits: Float32Array, offset: number, V: number, id: number): number {
@@ -37,8 +53,10 @@ export function logSoftmaxRow(logits: Float32Array, offset: number, V: number, i
   return (logits[offset + id] as number) - max - Math.log(sum);
 }
 
+const contextOf = (lm: CausalLM) => Math.min(lm.config.maxPositionEmbeddings, 32768);
+
 function checkLength(lm: CausalLM, n: number): void {
-  const limit = Math.min(lm.config.maxPositionEmbeddings, 32768);
+  const limit = contextOf(lm);
   if (n > limit) {
     throw new LoomError('INPUT_MALFORMED', `text is ${n} tokens, more than the model's ${limit} positions`, {
       hint: 'score a shorter text',
@@ -46,14 +64,57 @@ function checkLength(lm: CausalLM, n: number): void {
   }
 }
 
-export async function scoreIds(lm: CausalLM, ids: readonly number[]): Promise<{ logprobs: (number | null)[] }> {
-  if (ids.length === 0) return { logprobs: [] };
-  checkLength(lm, ids.length);
+function windowOf(lm: CausalLM, o: WindowOptions): { window: number; stride: number } {
+  const window = o.window ?? contextOf(lm);
+  if (!Number.isInteger(window) || window < 2) {
+    throw new LoomError('CONFIG_INVALID', `the window must be an integer of at least 2 tokens, not ${window}`, {
+      field: 'window',
+    });
+  }
+  if (window > contextOf(lm)) {
+    throw new LoomError(
+      'CONFIG_INVALID',
+      `the window (${window}) is longer than the model's ${contextOf(lm)} positions`,
+      {
+        field: 'window',
+        hint: `use --window ${contextOf(lm)} or less`,
+      },
+    );
+  }
+  const stride = o.stride ?? Math.max(1, Math.floor(window / 2));
+  // stride < window: consecutive windows overlap, so the first token a window scores has context in it (HF's loop
+  // with stride = window silently drops the token at each window start)
+  if (!Number.isInteger(stride) || stride < 1 || stride >= window) {
+    throw new LoomError('CONFIG_INVALID', `the stride must be an integer from 1 to ${window - 1}, not ${stride}`, {
+      field: 'stride',
+      hint: 'windows must overlap so that every token after the first is predicted from at least one token before it',
+    });
+  }
+  return { window, stride };
+}
+
+export async function scoreIds(
+  lm: CausalLM,
+  ids: readonly number[],
+  o: WindowOptions = {},
+): Promise<{ logprobs: (number | null)[]; windows: number; window: number; stride: number }> {
+  const { window, stride } = windowOf(lm, o);
+  if (ids.length === 0) return { logprobs: [], windows: 0, window, stride };
   const V = lm.config.vocabSize;
-  const logits = await lm.forward([ids]);
   const logprobs: (number | null)[] = [null];
-  for (let t = 1; t < ids.length; t++) logprobs.push(logSoftmaxRow(logits, (t - 1) * V, V, ids[t] as number));
-  return { logprobs };
+  let windows = 0;
+  // HF perplexity guide: begin = 0, stride, 2·stride…; the window [begin, end) scores the targets prevEnd..end-1
+  let prevEnd = 1;
+  for (let begin = 0; prevEnd < ids.length; begin += stride) {
+    const end = Math.min(begin + window, ids.length);
+    const logits = await lm.forward([ids.slice(begin, end)]);
+    windows++;
+    for (let t = prevEnd; t < end; t++) {
+      logprobs.push(logSoftmaxRow(logits, (t - 1 - begin) * V, V, ids[t] as number));
+    }
+    prevEnd = end;
+  }
+  return { logprobs, windows, window, stride };
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -72,19 +133,18 @@ async function tokenText(tok: LoomTokenizer, id: number): Promise<string> {
   }
 }
 
+/**
+ * A text of one token (after special tokens: a tokenizer that adds BOS scores the first text token from BOS) has
+ * nothing to predict: it is reported with count 0 and a null mean log-probability and perplexity, not refused.
+ */
 export async function scoreText(
   lm: CausalLM,
   tok: LoomTokenizer,
   text: string,
-  opts: { addSpecialTokens?: boolean } = {},
+  opts: { addSpecialTokens?: boolean } & WindowOptions = {},
 ): Promise<TextScore> {
   const ids = await tok.encode(text, { addSpecialTokens: opts.addSpecialTokens ?? true });
-  if (ids.length < 2) {
-    throw new LoomError('INPUT_MALFORMED', `the text encodes to ${ids.length} token(s); at least 2 are needed`, {
-      hint: 'a perplexity needs a token to predict after the first one',
-    });
-  }
-  const { logprobs } = await scoreIds(lm, ids);
+  const { logprobs, windows, window, stride } = await scoreIds(lm, ids, opts);
   const tokens: TokenScore[] = [];
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i] as number;
@@ -92,8 +152,9 @@ export async function scoreText(
   }
   const scored = logprobs.filter((x): x is number => x !== null);
   const sumLogprob = scored.reduce((a, b) => a + b, 0);
-  const meanLogprob = sumLogprob / scored.length;
-  return { tokens, count: scored.length, sumLogprob, meanLogprob, perplexity: Math.exp(-meanLogprob) };
+  const meanLogprob = scored.length ? sumLogprob / scored.length : null;
+  const perplexity = meanLogprob === null ? null : Math.exp(-meanLogprob);
+  return { tokens, count: scored.length, sumLogprob, meanLogprob, perplexity, windows, window, stride };
 }
 
 /**

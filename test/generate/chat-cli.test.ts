@@ -70,7 +70,7 @@ test('loom model score --json: per-token log-probs and perplexity', async () => 
   assert.equal(run.code, 0, run.stderr);
   const got = JSON.parse(run.stdout) as typeof expected;
   assert.equal(got.tokens.length, expected.tokens.length);
-  assert.ok(Math.abs(got.perplexity - expected.perplexity) < 1e-3 * expected.perplexity);
+  assert.ok(Math.abs(got.perplexity! - expected.perplexity!) < 1e-3 * expected.perplexity!);
   assert.equal(got.tokens[0]!.logprob, null);
   const missing = await loom(['model', 'score', dir]);
   assert.equal(missing.code, 2);

@@ -196,6 +196,6 @@ describe('scoring against the PyTorch reference', () => {
       ' hello',
     );
     assert.equal(s.count, s.tokens.length - 1);
-    assert.ok(Math.abs(s.perplexity - Math.exp(-s.sumLogprob / s.count)) < 1e-9);
+    assert.ok(Math.abs(s.perplexity! - Math.exp(-s.sumLogprob / s.count)) < 1e-9);
   });
 });
