@@ -70,14 +70,14 @@ test('window >= text length: the same per-token log-probabilities as one full-co
     const got = await scoreIds(lm, short, o);
     assert.equal(got.windows, 1);
     assert.equal(got.logprobs[0], null);
-    got.logprobs
-      .slice(1)
-      .forEach((x, i) => assert.ok(Math.abs(x! - want[i]!) < 1e-9, `token ${i + 1}: ${x} vs ${want[i]}`));
+    for (const [i, x] of got.logprobs.slice(1).entries()) {
+      assert.ok(Math.abs(x! - want[i]!) < 1e-9, `token ${i + 1}: ${x} vs ${want[i]}`);
+    }
   }
   // a wider-context copy of the model scoring the whole 30 tokens at once equals a window of 30
   const whole = await direct(wide, ids);
   const got = await scoreIds(wide, ids, { window: 30 });
-  got.logprobs.slice(1).forEach((x, i) => assert.ok(Math.abs(x! - whole[i]!) < 1e-9));
+  for (const [i, x] of got.logprobs.slice(1).entries()) assert.ok(Math.abs(x! - whole[i]!) < 1e-9);
 });
 
 test('sliding window over a text longer than the context: each token scored from the context HF’s loop gives it', async () => {
