@@ -7,7 +7,8 @@
  *                                                               folder (runs its onnx/ file; CausalLM.load)
  *   LocalChatModel.fromWeights({ config, weights, tokenizerDir, generationConfig }, opts)
  *   model.chat(messages, settings?, signal?)                    -> ChatResult
- *   model.chatStream(messages, settings, onText, signal?)       -> ChatResult (onText gets each final text piece)
+ *   model.chatStream(messages, settings, onText, signal?)       -> ChatResult (onText gets each final text piece;
+ *                                                                  settings.hook constrains/observes token choices)
  *   model.chatBatch(conversations, settings?)                   -> ChatResult[] (one left-padded batch)
  *   model.logLikelihood(prompt, continuations)                  -> number[]
  *   model.close()
@@ -27,7 +28,7 @@ import { applyChatTemplate } from '../tokenizer/chat.ts';
 import { LoomTokenizer } from '../tokenizer/tokenizer.ts';
 import { CausalLM, isOnnxExport } from './causal-lm.ts';
 import { DEFAULT_MAX_NEW_TOKENS, generateText, type IdsRunner, type TextResult } from './generate.ts';
-import { settingsFromGenerationConfig } from './sampling.ts';
+import { settingsFromGenerationConfig, type TokenHook } from './sampling.ts';
 import { continuationLogLikelihoods } from './score.ts';
 
 export interface LocalChatModelOptions {
@@ -103,7 +104,7 @@ export class LocalChatModel implements ChatModel {
 
   async chatStream(
     messages: Message[],
-    settings: GenerationSettings | undefined,
+    settings: (GenerationSettings & { hook?: TokenHook }) | undefined,
     onText: (delta: string) => void,
     signal?: AbortSignal,
   ): Promise<ChatResult> {

@@ -12,7 +12,7 @@ import { LoomError } from '../core/errors.ts';
 import type { GenerationSettings } from '../core/types.ts';
 import type { LoomTokenizer } from '../tokenizer/tokenizer.ts';
 import type { CausalLM } from './causal-lm.ts';
-import { Sampler, type SamplingSettings } from './sampling.ts';
+import { Sampler, type SamplingSettings, type TokenHook } from './sampling.ts';
 import { TextStream } from './stream.ts';
 
 export const DEFAULT_MAX_NEW_TOKENS = 256;
@@ -26,6 +26,8 @@ export interface GenerateIdsOptions extends GenerationSettings {
   padId?: number;
   /** Called for each new token; return true to stop that row (finish reason 'stop'). */
   onToken?: (row: number, id: number) => boolean | undefined;
+  /** Constrains / observes every row's token choice (sampling.ts TokenHook); logits are fetched when set. */
+  hook?: TokenHook;
   signal?: AbortSignal;
 }
 
@@ -38,7 +40,7 @@ export interface IdsResult {
 /** Runs generateIds-shaped work somewhere else, e.g. serve's continuous-batching scheduler (serve/scheduler.ts). */
 export type IdsRunner = (prompts: readonly (readonly number[])[], opts: GenerateIdsOptions) => Promise<IdsResult[]>;
 
-export function samplingOf(s: GenerationSettings): SamplingSettings {
+export function samplingOf(s: GenerationSettings & { hook?: TokenHook }): SamplingSettings {
   return {
     temperature: s.temperature,
     topK: s.topK,
@@ -48,6 +50,7 @@ export function samplingOf(s: GenerationSettings): SamplingSettings {
     presencePenalty: s.presencePenalty,
     frequencyPenalty: s.frequencyPenalty,
     seed: s.seed,
+    hook: s.hook,
   };
 }
 
@@ -132,13 +135,14 @@ export function takeToken(
   return false;
 }
 
-/** Plain greedy (no penalties) takes the graph's argmax: no B x vocab logits cross per token. */
+/** Plain greedy (no penalties, no hook) takes the graph's argmax: no B x vocab logits cross per token. */
 export function isGraphGreedy(settings: SamplingSettings): boolean {
   return (
     (settings.temperature ?? 1) <= 0 &&
     (settings.repetitionPenalty ?? 1) === 1 &&
     !settings.presencePenalty &&
-    !settings.frequencyPenalty
+    !settings.frequencyPenalty &&
+    !settings.hook
   );
 }
 

@@ -12,6 +12,9 @@
  *   Pieces, exported for tests and other callers: applyRepetitionPenalty, applyPresenceFrequency, softmax,
  *   topKFilter, topPFilter, minPFilter, argmax. Random draws come from core/rng.ts (mulberry32).
  *
+ * A TokenHook (settings.hook) constrains and observes the choice: `allow(id)` rejects tokens (constrained decoding,
+ * e.g. serve's JSON mode), `chosen(id, logits)` is told each pick with the raw model logits (logprobs).
+ *
  * Order follows transformers' generate(): penalties on raw logits, then temperature, top-k, top-p, min-p.
  * Repetition penalty (HF/CTRL style) looks at prompt + generated ids: positive logits are divided by the penalty,
  * negative ones multiplied. Presence/frequency penalties (OpenAI style) look at generated ids only:
@@ -19,6 +22,14 @@
  */
 import { LoomError } from '../core/errors.ts';
 import { Mulberry32 } from '../core/rng.ts';
+
+/** Per-request constraint and observer of token choices (one Sampler per row; see Sampler.next). */
+export interface TokenHook {
+  /** false = the token may not come next. Checked lazily on the model's picks, so it should be cheap. */
+  allow?(id: number): boolean;
+  /** The token chosen, with the raw model logits it was chosen from (before penalties, temperature, filters). */
+  chosen?(id: number, logits: Float32Array): void;
+}
 
 export interface SamplingSettings {
   /** 0 (or below) picks the argmax; default 1. */
@@ -30,6 +41,7 @@ export interface SamplingSettings {
   presencePenalty?: number;
   frequencyPenalty?: number;
   seed?: number;
+  hook?: TokenHook;
 }
 
 export interface TokenHistory {
@@ -253,8 +265,39 @@ export class Sampler {
   /** One token id from one row of logits. */
   next(logits: Float32Array, history: TokenHistory = {}): number {
     const l = processLogits(logits, this.settings, history);
-    if (this.greedy) return argmax(l);
-    return drawFrom(probabilities(l, this.settings), this.rng.next());
+    const hook = this.settings.hook;
+    const id = hook?.allow ? this.constrained(l, hook.allow) : this.pick(l);
+    hook?.chosen?.(id, logits);
+    return id;
+  }
+
+  private pick(l: Float32Array): number {
+    return this.greedy ? argmax(l) : drawFrom(probabilities(l, this.settings), this.rng.next());
+  }
+
+  /**
+   * Rejection: a forbidden pick is removed and the choice made again with a fresh draw, which samples exactly
+   * the distribution renormalised over the allowed tokens (greedy: the best allowed token) without testing the
+   * whole vocabulary each step. After 16 rejections every token is tested once and the forbidden ones removed.
+   */
+  private constrained(l: Float32Array, allow: (id: number) => boolean): number {
+    for (let tries = 0; ; tries++) {
+      if (tries === 16) {
+        let left = 0;
+        for (let i = 0; i < l.length; i++) {
+          if (l[i] === Number.NEGATIVE_INFINITY) continue;
+          if (allow(i)) left++;
+          else l[i] = Number.NEGATIVE_INFINITY;
+        }
+        if (left === 0)
+          throw new LoomError('RUNTIME', 'constrained decoding: no token of the vocabulary may come next', {
+            hint: 'the constraint (e.g. JSON mode) needs tokens this vocabulary does not have',
+          });
+      }
+      const id = this.pick(l);
+      if (allow(id)) return id;
+      l[id] = Number.NEGATIVE_INFINITY;
+    }
   }
 }
 

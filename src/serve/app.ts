@@ -13,6 +13,7 @@ import type { RequestLogEntry } from '../registry/request-log.ts';
 import type { ServedModel } from './backends.ts';
 import { runGeneration, toApiError } from './generation.ts';
 import { type GuardedStream, promptTextOf, ServeGuard } from './guard-middleware.ts';
+import { completionLogprobs, type TokenLogprob } from './logprobs.ts';
 import {
   ApiError,
   type CompletionBody,
@@ -229,6 +230,18 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       disconnect: AbortSignal.any([disconnect.signal, guardStop.signal]),
     };
     if (verdict?.refusal !== undefined) reply.header('x-loom-guard', 'input-refused');
+    // logprobs: entries arrive per token ahead of their text; each chunk carries those not sent yet.
+    const pendingLp: TokenLogprob[] = [];
+    let lpOffset = 0;
+    const onLogprob = extras.logprobs === undefined ? undefined : (e: TokenLogprob) => pendingLp.push(e);
+    const takeLogprobs = () => {
+      if (!onLogprob) return null;
+      const es = pendingLp.splice(0);
+      if (kind === 'chat') return { content: es, refusal: null };
+      const out = completionLogprobs(es, lpOffset);
+      for (const e of es) lpOffset += e.token.length;
+      return out;
+    };
 
     if (!body.stream) {
       // Refused input: an ordinary-looking completion whose text is the refusal (what a shop bot shows the
@@ -236,7 +249,7 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       const refusedInput = verdict?.refusal;
       const r: ChatResult = refusedInput
         ? { text: refusedInput, finishReason: 'stop', usage: { promptTokens: 0, completionTokens: 0 } }
-        : await runGeneration(model, { messages, prompt, settings, adapter, ...extras }, run);
+        : await runGeneration(model, { messages, prompt, settings, adapter, ...extras, onLogprob }, run);
       if (!refusedInput) opts.onUsage?.(req, r);
       const out = refusedInput ? { text: r.text, refused: true } : guard?.output(model.name, r.text, userText);
       if (out?.refused && !refusedInput) reply.header('x-loom-guard', 'output-refused');
@@ -253,10 +266,10 @@ export function buildGateway(opts: GatewayOptions): Gateway {
           ? {
               index: 0,
               message: { role: 'assistant', content: text, refusal: out?.refused ? text : null },
-              logprobs: null,
+              logprobs: out?.refused ? null : takeLogprobs(),
               finish_reason: reason,
             }
-          : { index: 0, text, logprobs: null, finish_reason: reason };
+          : { index: 0, text, logprobs: out?.refused ? null : takeLogprobs(), finish_reason: reason };
       return {
         id,
         object: kind === 'chat' ? 'chat.completion' : 'text_completion',
@@ -283,10 +296,15 @@ export function buildGateway(opts: GatewayOptions): Gateway {
           ? {
               index: 0,
               delta: first ? { role: 'assistant', content: '' } : delta === null ? {} : { content: delta },
-              logprobs: null,
+              logprobs: delta === null || first ? null : takeLogprobs(),
               finish_reason: finishReason,
             }
-          : { index: 0, text: delta ?? '', logprobs: null, finish_reason: finishReason },
+          : {
+              index: 0,
+              text: delta ?? '',
+              logprobs: delta === null ? null : takeLogprobs(),
+              finish_reason: finishReason,
+            },
       ],
     });
     let open = false;
@@ -330,7 +348,7 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     try {
       const r = await runGeneration(
         model,
-        { messages, prompt, settings, adapter, ...extras, onText: emit },
+        { messages, prompt, settings, adapter, ...extras, onLogprob, onText: emit },
         { ...run, onStart },
       );
       opts.onUsage?.(req, r);

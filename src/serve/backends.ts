@@ -11,7 +11,9 @@ import { mergedFolderFor } from '../eval/suite/models.ts';
 import { LocalChatModel } from '../generate/chat-model.ts';
 import { generateText } from '../generate/generate.ts';
 import { OpenAICompatibleModel } from '../providers/openai-compatible.ts';
+import { jsonObjectHook } from './json-mode.ts';
 import type { Limiter } from './limiter.ts';
+import { combineHooks, logprobHook, type TokenLogprob } from './logprobs.ts';
 import { ApiError } from './protocol.ts';
 import { BatchScheduler } from './scheduler.ts';
 
@@ -29,6 +31,8 @@ export interface GenerateRequest {
   responseFormat?: ResponseFormat;
   /** Alternatives to report per generated token (0 = the chosen token's logprob only); absent = no logprobs. */
   logprobs?: number;
+  /** Told each generated token's logprobs (with `logprobs`), before the text it completes goes to onText. */
+  onLogprob?: (e: TokenLogprob) => void;
 }
 
 export interface ServedModel {
@@ -138,7 +142,7 @@ export class LocalBackend implements ServedModel {
   }
 
   async generate(req: GenerateRequest): Promise<ChatResult> {
-    refuseUnsupported(`model "${this.name}"`, req);
+    refuseUnsupported(`model "${this.name}"`, req, { json_object: true, logprobs: true });
     // Adapter names are map keys from the config, never joined into a path: "../x" simply is not found.
     const m = this.models.get(req.adapter ?? '');
     if (!m)
@@ -149,9 +153,17 @@ export class LocalBackend implements ServedModel {
         'model',
         'model_not_found',
       );
-    if (req.messages) return m.chatStream(req.messages, req.settings, (d) => req.onText?.(d), req.signal);
+    // JSON mode and logprobs ride on the sampler's token hook (the EOS set is generateText's default).
+    const eos = [...m.tokenizer.eosIds, ...m.lm.config.eosTokenId];
+    const hook = combineHooks(
+      req.responseFormat?.type === 'json_object'
+        ? jsonObjectHook(m.tokenizer, eos, req.settings.maxNewTokens)
+        : undefined,
+      req.logprobs !== undefined ? logprobHook(m.tokenizer, eos, req.logprobs, (e) => req.onLogprob?.(e)) : undefined,
+    );
+    if (req.messages) return m.chatStream(req.messages, { ...req.settings, hook }, (d) => req.onText?.(d), req.signal);
     const ids = await m.tokenizer.encode(req.prompt ?? '', { addSpecialTokens: true });
-    const settings = { ...req.settings, maxNewTokens: req.settings.maxNewTokens ?? 256 };
+    const settings = { ...req.settings, hook, maxNewTokens: req.settings.maxNewTokens ?? 256 };
     const [r] = await generateText(m.lm, m.tokenizer, [ids], {
       ...settings,
       signal: req.signal,

@@ -118,8 +118,18 @@ test('openai SDK: errors carry the OpenAI status, type, param and code', async (
   );
   assert.equal(tooMany.status, 400);
   assert.equal(tooMany.code, 'max_tokens_exceeded');
-  const lp = await fail(client.chat.completions.create({ model: 'tiny', messages: MESSAGES, logprobs: true }));
-  assert.equal(lp.param, 'logprobs');
+  const lp = await fail(client.chat.completions.create({ model: 'tiny', messages: MESSAGES, top_logprobs: 2 }));
+  assert.equal(lp.status, 400);
+  assert.equal(lp.param, 'top_logprobs');
+  const schema = await fail(
+    client.chat.completions.create({
+      model: 'tiny',
+      messages: MESSAGES,
+      response_format: { type: 'json_schema', json_schema: { name: 'x', schema: {} } },
+    }),
+  );
+  assert.equal(schema.code, 'unsupported_parameter');
+  assert.equal(schema.param, 'response_format');
 });
 
 test('raw HTTP: malformed JSON 400, huge body 413, unknown route 404, all in the error envelope', async () => {
