@@ -66,6 +66,12 @@ export const VERBS: readonly Verb[] = [
     load: async () => (await import('./chat.ts')).registerChat,
   },
   {
+    name: 'generate',
+    term: 'generate [options] <model>',
+    summary: 'raw completion of a prompt (no chat template): text, or prompt and generated token ids as JSON',
+    load: async () => (await import('./generate.ts')).registerGenerate,
+  },
+  {
     name: 'pull',
     term: 'pull [options] <repo>',
     summary: 'download a model folder from the Hugging Face hub (resumable, checksummed)',
