@@ -54,6 +54,11 @@ export const nearDedupConfig = z
      * as 0, but are different facts. Deleted text (a number missing on one side) still merges.
      */
     numbers_must_match: z.boolean().default(true),
+    /**
+     * The same for named entities (Latin product words, Han names with a place/shop suffix, bracketed branches,
+     * titled person names; src/data/dedup/facts.ts): "推荐您去北京人卫酒店" never merges with "…北京国宾酒店".
+     */
+    entities_must_match: z.boolean().default(true),
   })
   .strict()
   .refine((c) => c.bands * c.rows_per_band <= c.num_perm, {

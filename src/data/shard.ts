@@ -29,8 +29,9 @@ import { AtomicWriter, writeFileAtomic } from '../core/atomic.ts';
 import { LoomError } from '../core/errors.ts';
 import type { DataRow, RejectRecord } from '../core/types.ts';
 import { decideClusters } from './dedup/clusters.ts';
+import { factsDiffer, keptByGuard } from './dedup/facts.ts';
 import { hashString32 } from './dedup/hash.ts';
-import { LshIndex } from './dedup/lsh.ts';
+import { nearDedupIndex } from './dedup/lsh.ts';
 import { type BandRecord, decodeSignature } from './dedup/near.ts';
 
 export interface ShardSpec {
@@ -176,6 +177,8 @@ export interface MergeSummary {
   rows_without_bands: number;
   /** Rows dropped as exact duplicates of a row in another shard (needs the shards' `exact` files). */
   dropped_exact: number;
+  /** Rows LSH put in a cluster but kept because their numbers or entities differ from the keeper's. */
+  kept_facts_differ: number;
 }
 
 function emptyMergeSummary(): MergeSummary {
@@ -189,6 +192,7 @@ function emptyMergeSummary(): MergeSummary {
     band_records: 0,
     rows_without_bands: 0,
     dropped_exact: 0,
+    kept_facts_differ: 0,
   };
 }
 
@@ -210,6 +214,9 @@ export async function* mergeShards(
   const fileIdx: number[] = [];
   const lines: number[] = [];
   const scores: number[] = [];
+  // The facts guard of a single run (src/data/dedup/facts.ts), from the band records: '' when a row has none.
+  const facts: string[] = [];
+  const guarded = cfg.numbers_must_match || cfg.entities_must_match;
   const files = new Map<string, number>();
   let keys = new Float64Array(1024 * cfg.bands);
   const hasKeys: boolean[] = [];
@@ -246,6 +253,7 @@ export async function* mergeShards(
       fileIdx.push(f);
       lines.push(r.line);
       scores.push(r.score ?? Number.NEGATIVE_INFINITY);
+      facts.push(guarded ? (r.facts ?? '') : '');
       if ((i + 1) * cfg.bands > keys.length) {
         const g = new Float64Array(keys.length * 2);
         g.set(keys);
@@ -295,12 +303,7 @@ export async function* mergeShards(
       fileRank[fileIdx[a]!]! - fileRank[fileIdx[b]!]! || lines[a]! - lines[b]! || shardOf[a]! - shardOf[b]! || a - b,
   );
   const posOf = new Int32Array(n);
-  const index = new LshIndex({
-    bands: cfg.bands,
-    rowsPerBand: cfg.rows_per_band,
-    numPerm: cfg.num_perm,
-    verifyThreshold: cfg.verify ? cfg.threshold : undefined,
-  });
+  const index = nearDedupIndex(cfg);
   // Cross-shard exact duplicates (first copy in single-run order wins) stay out of the index, as in a single run.
   const exactFirst = new Map<number, number>();
   const exactDupOf = new Int32Array(n).fill(-1);
@@ -376,6 +379,15 @@ export async function* mergeShards(
     const p = posOf[i]!;
     const size = d.size[p]!;
     const keeper = order[d.keeper[p]!]!;
+    const why = size >= 2 && keeper !== i ? factsDiffer(facts[i]!, facts[keeper]!) : undefined;
+    if (why) {
+      sum.kept_facts_differ++;
+      sum.rows_out++;
+      const { dup_cluster: _c, dup_cluster_size: _s, ...rest } = row.meta ?? {};
+      row.meta = rest;
+      yield keptByGuard(row, ids[keeper]!, why);
+      continue;
+    }
     if (size < 2 || keeper === i || cfg.action === 'mark') {
       if (size >= 2) row.meta = { ...(row.meta ?? {}), dup_cluster: ids[keeper], dup_cluster_size: size };
       else if (row.meta && 'dup_cluster' in row.meta) {

@@ -66,7 +66,9 @@ function edited(text: string, r: () => number, digitsToo = false): string {
 /** Fraction of variant rows dropped as (or keeping) a duplicate of their own base document. */
 async function mergeRate(variant: (t: string, i: number) => string, numbersMustMatch: boolean): Promise<number> {
   const rows = docs.flatMap((d, i) => [row(d.id, d.text), row(`${d.id}~`, variant(d.text, i))]);
-  const r = await runStep(nearDedupStep({ workers: 0, numbers_must_match: numbersMustMatch }), rows);
+  // "Without the guard" means without any facts guard (entities too), so the comparison isolates what guards do.
+  const guard = { numbers_must_match: numbersMustMatch, entities_must_match: numbersMustMatch };
+  const r = await runStep(nearDedupStep({ workers: 0, ...guard }), rows);
   let merged = 0;
   for (const rej of r.rejects) {
     const id = (rej.row as { id: string }).id;

@@ -68,6 +68,16 @@ class KeyTable {
   }
 }
 
+/** The LSH index a near-dedup config asks for: one set-up for the single run and the cross-shard merge. */
+export function nearDedupIndex(cfg: NearDedupConfig): LshIndex {
+  return new LshIndex({
+    bands: cfg.bands,
+    rowsPerBand: cfg.rows_per_band,
+    numPerm: cfg.num_perm,
+    verifyThreshold: cfg.verify ? cfg.threshold : undefined,
+  });
+}
+
 export interface LshOptions {
   bands: number;
   rowsPerBand: number;

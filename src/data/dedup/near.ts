@@ -7,7 +7,8 @@
  * keep policy (first / longest / quality). Pass 2 streams the spill back in input order: kept rows get
  * `meta.dup_cluster` (the keeper's id) and `meta.dup_cluster_size` when their cluster has more than one member;
  * the others go to ctx.reject with `duplicate_of` = keeper id (or, with action 'mark', are kept and tagged too,
- * so a later split can keep clusters together).
+ * so a later split can keep clusters together). The facts guard (src/data/dedup/facts.ts) keeps a row whose numbers
+ * or named entities differ from its keeper's, tagged `near_dup_of`.
  *
  * With `bands_out`, every row's band keys, source and keep score are also written (JSONL, atomically) for the
  * cross-shard merge in src/data/shard.ts. Memory of the index: estimateLshMemory (src/data/dedup/lsh.ts).
@@ -17,9 +18,9 @@ import { AtomicWriter } from '../../core/atomic.ts';
 import type { DataRow } from '../../core/types.ts';
 import { rowText, type Step, type StepContext } from '../step.ts';
 import { decideClusters, policyScore } from './clusters.ts';
-import { LshIndex } from './lsh.ts';
+import { factsDiffer, factsOf, keptByGuard } from './facts.ts';
+import { nearDedupIndex } from './lsh.ts';
 import { estimateJaccard } from './minhash.ts';
-import { numberSequence, numbersConflict } from './numbers.ts';
 import { type SignedBatch, signParamsOf } from './signature.ts';
 import { SignerPool } from './signer-pool.ts';
 import { F64Column, RowSpill } from './spill.ts';
@@ -37,6 +38,8 @@ export interface BandRecord {
   score: number | null;
   keys: number[] | null;
   sig?: string;
+  /** The row's numbers and entities for the facts guard (factsOf), when it has any. */
+  facts?: string;
 }
 
 export function encodeSignature(sig: Int32Array): string {
@@ -66,16 +69,12 @@ async function* runNearDedup(
 ): AsyncGenerator<DataRow> {
   const workers = cfg.workers === 'auto' ? SignerPool.defaultWorkers() : cfg.workers;
   const pool = new SignerPool(signParamsOf(cfg), workers);
-  const index = new LshIndex({
-    bands: cfg.bands,
-    rowsPerBand: cfg.rows_per_band,
-    numPerm: cfg.num_perm,
-    verifyThreshold: cfg.verify ? cfg.threshold : undefined,
-  });
+  const index = nearDedupIndex(cfg);
   const spill = new RowSpill(ctx.tmpDir, 'near-dedup');
   const ids: string[] = [];
-  // Per row, its numbers (numbers_must_match); '' for the many rows without any, so the cost is the numbers only.
-  const numbers: string[] = [];
+  // Per row, its numbers and entities for the facts guard; '' for the many rows without any.
+  const facts: string[] = [];
+  const guarded = cfg.numbers_must_match || cfg.entities_must_match;
   const scores = new F64Column();
   const bandsOut = cfg.bands_out ? new AtomicWriter(cfg.bands_out) : undefined;
   let ok = false;
@@ -106,6 +105,8 @@ async function* runNearDedup(
             score: cfg.keep === 'first' ? null : scores.get(scores.length - 1),
             keys: keys ? Array.from(keys) : null,
           };
+          const f = guarded ? facts[ids.length - 1]! : '';
+          if (f !== '') rec.facts = f;
           if (rec.score === Number.NEGATIVE_INFINITY) rec.score = null;
           if (cfg.verify && sig) rec.sig = encodeSignature(sig);
           await bandsOut.write(`${JSON.stringify(rec)}\n`);
@@ -128,7 +129,7 @@ async function* runNearDedup(
 
     for await (const row of rows) {
       const text = rowText(row);
-      if (cfg.numbers_must_match) numbers.push(numberSequence(text));
+      if (guarded) facts.push(factsOf(text, cfg));
       batch.push(row);
       texts.push(text);
       lengths.push(text.length);
@@ -160,10 +161,10 @@ async function* runNearDedup(
         continue;
       }
       const cluster = ids[k]!;
-      if (self !== k && cfg.numbers_must_match && numbersConflict(numbers[self]!, numbers[k]!)) {
-        ctx.count('near_dedup.kept_numbers_differ');
-        row.meta = { ...(row.meta ?? {}), near_dup_of: cluster, near_dup_numbers_differ: true };
-        yield row;
+      const why = self !== k && guarded ? factsDiffer(facts[self]!, facts[k]!) : undefined;
+      if (why) {
+        ctx.count(`near_dedup.kept_${why}_differ`);
+        yield keptByGuard(row, cluster, why);
         continue;
       }
       if (self === k || cfg.action === 'mark') {
