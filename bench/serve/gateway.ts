@@ -1,7 +1,8 @@
 /**
  * `loom serve` figures: gateway overhead (p50/p99 of the same chat request sent straight to a local fake upstream
  * vs through the gateway's upstream backend), and local aggregate tokens/s with 1/4/8 concurrent streams vs the
- * same requests one after another (tiny model; no continuous batching yet, so streams share one slot).
+ * same requests one after another (tiny model, through HTTP; continuous batching, default concurrency 8 — the
+ * smol135-shaped engine figures are bench/serve/batching.ts).
  * Usage: npx tsx bench/serve/gateway.ts [requests=300]   JSON lines out.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
