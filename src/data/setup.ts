@@ -504,7 +504,8 @@ export function openRun(
     bytesDone: 0,
     totalBytes: files.reduce((a, f) => a + statSync(f).size, 0),
     files: [],
-    warn: opts.quiet ? undefined : (m) => (opts.progressStream ?? process.stderr).write(`${m}\n`),
+    // Warnings are not progress: --quiet silences the bar, never a sign that data may be missing.
+    warn: (m) => (opts.progressStream ?? process.stderr).write(`${m}\n`),
   };
   const source = () => {
     report.declare('ingest');

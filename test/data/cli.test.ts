@@ -146,3 +146,19 @@ describe('loom data run: zero rows written', () => {
     assert.ok(existsSync(join(dir, 'out', 'rejects.jsonl')));
   });
 });
+
+describe('loom data run: empty input files', () => {
+  test('an empty input file is warned about on stderr (also with --quiet); the other inputs still run, exit 0', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loom-cli-empty-'));
+    writeFileSync(join(dir, 'empty.jsonl'), '');
+    writeFileSync(join(dir, 'ok.jsonl'), '{"text":"hello there"}\n');
+    writeFileSync(
+      join(dir, 'data.yaml'),
+      'inputs:\n  - path: empty.jsonl\n    formatting: text\n  - path: ok.jsonl\n    formatting: text\noutput:\n  format: text\nsplit: false\nout_dir: out\n',
+    );
+    const r = await loom(['data', 'run', join(dir, 'data.yaml'), '--quiet']).done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: input empty\.jsonl is empty \(0 bytes\)/);
+    assert.match(r.stdout, /1 rows read → 1 written/);
+  });
+});
