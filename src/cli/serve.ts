@@ -106,7 +106,9 @@ export async function startServe(target: string, opts: ServeStartOptions = {}): 
   let gateway: Gateway | undefined;
   try {
     for (const m of config.models) {
-      const concurrency = m.backend === 'upstream' ? 1 : m.concurrency;
+      // An upstream's slots are its own concurrency (default 4, the provider client's default): requests past
+      // that wait in the gateway's queue, where queue depth and 429s see them.
+      const concurrency = m.backend === 'upstream' ? (m.concurrency ?? 4) : m.concurrency;
       const limiter = new Limiter(concurrency, config.limits.queue, (q, r) => {
         gateway?.metrics.queueDepth.set({ model: m.name }, q);
         gateway?.metrics.running.set({ model: m.name }, r);

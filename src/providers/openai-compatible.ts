@@ -1,6 +1,7 @@
 import { LoomError } from '../core/errors.ts';
 import type { ChatModel, ChatResult, GenerationSettings, Message } from '../core/types.ts';
 import { providerPresets } from './presets.ts';
+import { readChatStream } from './sse.ts';
 
 export interface EndpointOptions {
   /** Preset name (openai, dashscope, qianfan, deepseek, ollama, vllm) whose fields the others override. */
@@ -86,6 +87,20 @@ export class OpenAICompatibleModel implements ChatModel {
   }
 
   async chat(messages: Message[], settings: GenerationSettings = {}, signal?: AbortSignal): Promise<ChatResult> {
+    return this.complete(messages, settings, { signal });
+  }
+
+  /**
+   * chat() with request extras: `onText` streams the reply (`stream: true`, deltas passed on as they arrive);
+   * `extraBody` adds fields (e.g. response_format). Retries and the semaphore apply as for chat(); a stream that
+   * failed after text was passed on is never retried.
+   */
+  async complete(
+    messages: Message[],
+    settings: GenerationSettings,
+    o: { signal?: AbortSignal; onText?: (delta: string) => void; extraBody?: Record<string, unknown> },
+  ): Promise<ChatResult> {
+    const signal = o.signal;
     if (this.missingKeyEnv) {
       throw new LoomError('PROVIDER', `${this.id}: environment variable ${this.missingKeyEnv} is not set`, {
         hint: `export ${this.missingKeyEnv}=<your key>`,
@@ -102,16 +117,22 @@ export class OpenAICompatibleModel implements ChatModel {
       seed: settings.seed,
       stop: settings.stop?.length ? settings.stop : undefined,
       ...this.opts.extraBody,
+      ...o.extraBody,
+      ...(o.onText ? { stream: true, stream_options: { include_usage: true } } : {}),
     };
     await this.sem.acquire();
     try {
-      return await this.withRetries(body, signal);
+      return await this.withRetries(body, signal, o.onText);
     } finally {
       this.sem.release();
     }
   }
 
-  private async withRetries(body: unknown, signal?: AbortSignal): Promise<ChatResult> {
+  private async withRetries(
+    body: unknown,
+    signal?: AbortSignal,
+    onText?: (delta: string) => void,
+  ): Promise<ChatResult> {
     let lastError = '';
     // True while the latest attempt got no HTTP answer at all (refused, unresolvable, reset, timed out).
     let noAnswer = false;
@@ -142,6 +163,16 @@ export class OpenAICompatibleModel implements ChatModel {
         continue;
       }
       noAnswer = false;
+      if (onText && res.ok) {
+        try {
+          return await readChatStream(this.id, res, onText);
+        } catch (e) {
+          if (signal?.aborted) throw e;
+          if ((e as Error).name === 'TimeoutError')
+            throw new LoomError('NETWORK', `${this.id}: stream exceeded the ${this.opts.timeoutMs} ms timeout`);
+          throw e;
+        }
+      }
       const text = await res.text();
       if (res.status === 429 || res.status >= 500) {
         lastError = `HTTP ${res.status}: ${text.slice(0, 200)}`;

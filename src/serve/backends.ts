@@ -205,8 +205,26 @@ export class UpstreamBackend implements ServedModel {
   }
   readonly name: string;
   generate(req: GenerateRequest): Promise<ChatResult> {
-    // The provider client answers whole replies; a stream gets it as one delta (TTFT = upstream latency).
-    return chatOnly(`model "${this.name}" (upstream)`, this.model, req);
+    const what = `model "${this.name}" (upstream)`;
+    refuseUnsupported(what, req, { json_object: true, json_schema: true });
+    if (!req.messages)
+      throw new ApiError(
+        400,
+        `${what} serves chat completions only`,
+        'invalid_request_error',
+        'model',
+        'unsupported_endpoint',
+      );
+    // Always streamed from the upstream: deltas pass through as they arrive (and TTFT is measured for JSON replies
+    // too); response_format goes to the provider as sent.
+    const f = req.responseFormat;
+    const response_format =
+      f?.type === 'json_schema' ? { type: 'json_schema', json_schema: { name: f.name, schema: f.schema } } : f;
+    return this.model.complete(req.messages, req.settings, {
+      signal: req.signal,
+      onText: (d) => req.onText?.(d),
+      extraBody: response_format ? { response_format } : undefined,
+    });
   }
   async close(): Promise<void> {}
 }
