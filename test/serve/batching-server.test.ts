@@ -33,6 +33,7 @@ async function serve(overrides: string[]): Promise<{ url: string; client: OpenAI
   return { url: s.url, client: new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 }) };
 }
 
+// With this model and seed, greedy chat(0) runs to max_tokens (no EOS in its first 400 tokens); chat(1) stops at 15.
 const chat = (i: number) => [{ role: 'user' as const, content: `question number ${i}: ${'why '.repeat(i % 4)}` }];
 
 test('8 concurrent greedy chats equal the same 8 served one after another', async () => {
@@ -63,7 +64,7 @@ test('slots full + queue full -> 429 with Retry-After; a disconnect frees its sl
   const streams = await Promise.all(
     aborts.map((a) =>
       client.chat.completions.create(
-        { model: 'tiny', messages: chat(1), max_tokens: 1000, temperature: 0, stream: true },
+        { model: 'tiny', messages: chat(0), max_tokens: 1000, temperature: 0, stream: true },
         { signal: a.signal },
       ),
     ),
@@ -89,4 +90,22 @@ test('slots full + queue full -> 429 with Retry-After; a disconnect frees its sl
   const r = await queued;
   assert.equal(r.status, 200);
   assert.equal((await fetch(`${url}/health`)).status, 200);
+});
+
+test('a request past limits.timeout_ms gets 504 and leaves the batch; its neighbour and the next request go on', async () => {
+  const { client, url } = await serve(['models.0.threads=1', 'models.0.concurrency=2', 'limits.timeout_ms=150']);
+  const ask = (max: number) =>
+    fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny', messages: chat(0), max_tokens: max, temperature: 0 }),
+    });
+  // The first request also builds the decoder session, which may take longer than the timeout on a loaded machine.
+  for (let i = 0; i < 20 && (await ask(2)).status !== 200; i++) await new Promise((r) => setTimeout(r, 100));
+  const [long, short] = await Promise.all([ask(1000), ask(4)]);
+  assert.equal(long.status, 504);
+  assert.equal(((await long.json()) as { error: { code: string } }).error.code, 'timeout');
+  assert.equal(short.status, 200);
+  const after = await client.chat.completions.create({ model: 'tiny', messages: chat(3), max_tokens: 4 });
+  assert.equal(after.choices.length, 1);
 });
