@@ -5,12 +5,9 @@ import { type TrainConfig, trainConfigSchema } from '../config/train.ts';
 import { LoomError } from '../core/errors.ts';
 import { readHfConfig } from '../models/config.ts';
 import { Registry } from '../registry/db.ts';
-import { LoomTokenizer } from '../tokenizer/tokenizer.ts';
-import { truncateExamples } from '../train/batching.ts';
-import { encodeSftRows, readRows } from '../train/data.ts';
 import { type Distributed, type EmitTarget, emitJob } from '../train/emit.ts';
 import { formatOverfit } from '../train/metrics.ts';
-import { maskSummary, renderMasked } from '../train/show-tokens.ts';
+import { maskedExamples, renderSpans } from '../train/show-tokens.ts';
 import { runTraining } from '../train/trainer.ts';
 
 interface TrainFlags {
@@ -31,27 +28,21 @@ interface TrainFlags {
 const EMIT_TARGETS = ['llamafactory', 'axolotl', 'trl'];
 
 async function showTokens(c: TrainConfig, baseDir: string, n: number): Promise<void> {
-  const tok = LoomTokenizer.fromFolder(resolve(baseDir, c.model));
-  const rows = readRows(c.dataset, baseDir, c.stage).rows.slice(0, n);
-  if (c.stage === 'pt' || c.stage === 'cls') {
-    for (const r of rows)
-      process.stdout.write(`--- ${r.file}:${r.line}${r.label !== undefined ? ` label=${r.label}` : ''}\n${r.text}\n`);
-    return;
-  }
-  const enc = await encodeSftRows(tok, rows, { template: c.template, trainOnPrompt: c.train_on_prompt });
-  const { kept } = truncateExamples(enc, c.cutoff_len);
   const ansi = process.stdout.isTTY === true;
-  for (let i = 0; i < enc.length; i++) {
-    const ex = enc[i]!;
-    const r = rows[i]!;
-    const cut =
-      ex.ids.length > c.cutoff_len
-        ? ` (over cutoff_len ${c.cutoff_len}: ${kept.includes(ex) ? 'kept' : 'truncated at the end, or dropped when the prompt alone is too long'})`
-        : '';
-    process.stdout.write(`--- ${r.file}:${r.line}: ${maskSummary(ex)}${cut}\n`);
-    process.stdout.write(`${await renderMasked(ex, (ids) => tok.decode(ids), ansi)}\n`);
+  for (const ex of await maskedExamples(c, baseDir, n)) {
+    if (c.stage === 'pt' || c.stage === 'cls') {
+      const label = ex.label !== undefined ? ` label=${ex.label}` : '';
+      process.stdout.write(`--- ${ex.file}:${ex.line}${label}\n${ex.spans[0]?.text ?? ''}\n`);
+      continue;
+    }
+    const cut = ex.overCutoff
+      ? ` (over cutoff_len ${c.cutoff_len}: ${ex.overCutoff === 'cut' ? 'cut at the end, the tail is not trained' : 'dropped, the prompt alone fills it'})`
+      : '';
+    process.stdout.write(`--- ${ex.file}:${ex.line}: ${ex.tokens} tokens, ${ex.trained} trained${cut}\n`);
+    process.stdout.write(`${renderSpans(ex.spans, ansi)}\n`);
   }
-  if (!ansi) process.stdout.write('(trained tokens are inside [[ ]]; ^w marks a loss_weight other than 1)\n');
+  if (c.stage === 'sft' && !ansi)
+    process.stdout.write('(trained tokens are inside [[ ]]; ^w marks a loss_weight other than 1)\n');
 }
 
 export function registerTrain(program: Command): void {

@@ -96,6 +96,10 @@ export function lineageOf(reg: Registry, artefact: string): Lineage {
   }
   const downstream: LineageNode[] = [];
   const queue = [...(childOf.get(target.id) ?? [])];
+  // A run a stage recorded itself (the train run inside pipeline:train) feeds what that stage feeds, so a
+  // checkpoint's downstream reaches the eval, export and endpoint too (less the stage's other own runs).
+  const own = target.parentId ? stages.children(target.parentId) : [];
+  if (own.includes(target.id)) for (const c of childOf.get(target.parentId!) ?? []) if (!own.includes(c)) queue.push(c);
   while (queue.length) {
     const id = queue.shift()!;
     if (seen.has(id)) continue;

@@ -8,11 +8,15 @@ import { extname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { describeIssues } from '../config/load.ts';
+import { describeIssues, loadConfig } from '../config/load.ts';
+import { trainConfigSchema } from '../config/train.ts';
 import { isLoomError, LoomError } from '../core/errors.ts';
+import { STAGES } from '../pipeline/config.ts';
 import { defaultRegistryPath, Registry } from '../registry/db.ts';
 import type { Gateway } from '../serve/app.ts';
+import { maskedExamples } from '../train/show-tokens.ts';
 import { TrainJobs } from './jobs.ts';
+import { PipelineJob, projectLineage, projectRuns, stageHistory } from './pipeline.ts';
 import { monitorSamples, Playground } from './playground.ts';
 import {
   datasetReport,
@@ -80,6 +84,23 @@ const trainBody = z
     resume: z.boolean().default(false),
   })
   .strict();
+const tokensQuery = z
+  .object({
+    path: relPath,
+    config: relPath.optional(),
+    which: z.enum(['train', 'validation', 'test']).default('train'),
+    n: z.coerce.number().int().min(1).max(50).default(5),
+  })
+  .strict();
+const pipelineBody = z
+  .object({
+    config: relPath.default('pipeline.yaml'),
+    from: z.enum(STAGES).optional(),
+    only: z.enum(STAGES).optional(),
+    force: z.boolean().default(false),
+  })
+  .strict();
+const artefactQuery = z.object({ artefact: relPath }).strict();
 const compareQuery = z.object({ a: relPath, b: relPath }).strict();
 const chatBody = z
   .object({
@@ -140,13 +161,17 @@ export function buildStudio(opts: StudioOptions): Studio {
 export function mountStudio(host: FastifyInstance, opts: StudioOptions, prefix: string): () => Promise<void> {
   const dir = resolve(opts.projectDir);
   const dist = requireStudioBuild(opts.dist);
-  const registry = new Registry(opts.registry ?? defaultRegistryPath(join(dir, '.loom', 'registry.db')));
+  const regPath = opts.registry ?? defaultRegistryPath(join(dir, '.loom', 'registry.db'));
+  const registry = new Registry(regPath);
   const jobs = new TrainJobs(registry);
+  const pipeline = new PipelineJob(regPath);
   const playground = new Playground(dir, opts.gateway);
-  host.register(async (app) => routes(app, { dir, dist, registry, jobs, playground, gateway: opts.gateway, prefix }), {
-    prefix,
-  });
+  host.register(
+    async (app) => routes(app, { dir, dist, registry, jobs, pipeline, playground, gateway: opts.gateway, prefix }),
+    { prefix },
+  );
   return async () => {
+    await pipeline.close();
     await jobs.close();
     await playground.close();
     registry.close();
@@ -158,16 +183,22 @@ interface Ctx {
   dist: string;
   registry: Registry;
   jobs: TrainJobs;
+  pipeline: PipelineJob;
   playground: Playground;
   gateway?: Gateway;
   prefix: string;
 }
 
 function routes(app: FastifyInstance, ctx: Ctx): void {
-  const { dir, dist, registry, jobs, playground } = ctx;
+  const { dir, dist, registry, jobs, pipeline, playground } = ctx;
   const opts = { gateway: ctx.gateway };
   const found = () => scanProject(dir);
   const inside = (p: string) => relative(dir, inProject(dir, p));
+  // One heavy job at a time (the machine's cores go to it): a training job or a pipeline run.
+  const busy = () => {
+    if (jobs.status()?.status === 'running' || pipeline.status()?.status === 'running')
+      throw new HttpError(409, 'busy', 'a training job or pipeline run is already going', 'stop it first');
+  };
 
   app.setErrorHandler((err, _req, reply) => {
     if (err instanceof HttpError)
@@ -202,6 +233,17 @@ function routes(app: FastifyInstance, ctx: Ctx): void {
     };
   });
 
+  app.get('/api/datasets/tokens', async (req) => {
+    const q = parse(tokensQuery, req.query, 'query');
+    const config = q.config ?? found().configs.find((c) => c.kind === 'train')?.path;
+    if (!config)
+      throw new HttpError(404, 'not_found', 'no train config in the project', 'the token view needs a train YAML');
+    const { config: c, baseDir } = loadConfig(inProject(dir, config), trainConfigSchema);
+    const file = join(inProject(dir, q.path), `${q.which}.jsonl`);
+    const examples = await maskedExamples(c, baseDir, q.n, [file]);
+    return { config, examples: examples.map((e) => ({ ...e, file: relative(dir, e.file) })) };
+  });
+
   app.get('/api/training/runs', async () => ({
     runs: found().trainRuns,
     configs: found()
@@ -219,15 +261,17 @@ function routes(app: FastifyInstance, ctx: Ctx): void {
   });
   app.post('/api/training/start', async (req, reply) => {
     const b = parse(trainBody, req.body, 'body');
-    if (jobs.status()?.status === 'running')
-      throw new HttpError(409, 'busy', 'a training job is already running', 'stop it first');
+    busy();
     return reply.code(202).send(jobs.start(join(dir, inside(b.config)), b.overrides, b.resume));
   });
   app.post('/api/training/stop', async () => {
     if (jobs.status()?.status !== 'running') throw new HttpError(409, 'no_job', 'no training job is running');
     return jobs.stop();
   });
-  app.get('/api/training/job', async () => ({ job: jobs.status() }));
+  app.get('/api/training/job', async () => {
+    const job = jobs.status();
+    return { job: job && { ...job, outputPath: undefined, run: relative(dir, job.outputPath) } };
+  });
 
   app.get('/api/evaluations', async () => ({
     runs: found().evalRuns.map((p) => {
@@ -300,7 +344,28 @@ function routes(app: FastifyInstance, ctx: Ctx): void {
     const q = parse(monitorQuery, req.query, 'query');
     return { source: q.url ?? (opts.gateway ? 'mounted' : null), samples: await monitorSamples(opts.gateway, q.url) };
   });
-  app.get('/api/lineage', async () => ({ edges: lineageEdges(dir, found()) }));
+  app.get('/api/lineage', async () => ({ edges: lineageEdges(dir, found()), runs: projectRuns(registry, dir) }));
+  app.get('/api/lineage/of', async (req) =>
+    projectLineage(registry, dir, parse(artefactQuery, req.query, 'query').artefact),
+  );
+  app.get('/api/pipeline', async () => ({
+    configs: found()
+      .configs.filter((c) => c.kind === 'pipeline')
+      .map((c) => c.path),
+    job: pipeline.status(),
+    stages: stageHistory(registry, dir),
+  }));
+  app.post('/api/pipeline/start', async (req, reply) => {
+    const b = parse(pipelineBody, req.body, 'body');
+    busy();
+    return reply
+      .code(202)
+      .send(pipeline.start(join(dir, inside(b.config)), b.config, { from: b.from, only: b.only, force: b.force }));
+  });
+  app.post('/api/pipeline/stop', async () => {
+    if (pipeline.status()?.status !== 'running') throw new HttpError(409, 'no_job', 'no pipeline run is going');
+    return pipeline.stop();
+  });
 
   // Asset and API URLs in the pages are relative to <base>, so the same build works at / and under a prefix.
   const html = readFileSync(join(dist, 'index.html'), 'utf8').replace(

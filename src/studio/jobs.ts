@@ -2,6 +2,7 @@
  * The one training job a Studio runs at a time, in-process through the same `runTraining` as `loom train`.
  * Stop aborts through the trainer's signal (it saves a checkpoint and returns), so Resume continues bit-identically.
  */
+import { resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { loadConfig } from '../config/load.ts';
 import { type TrainConfig, trainConfigSchema } from '../config/train.ts';
@@ -14,6 +15,8 @@ export interface JobState {
   config: string;
   status: 'running' | 'finished' | 'stopped' | 'failed';
   outputDir: string;
+  /** The run folder, absolute (the Studio shows it relative to the project and follows its curves live). */
+  outputPath: string;
   runId?: string;
   steps?: number;
   lastLoss?: number;
@@ -49,7 +52,13 @@ export class TrainJobs {
     }
     const { config, baseDir } = this.load(path, overrides);
     const abort = new AbortController();
-    const state: JobState = { config: path, status: 'running', outputDir: config.output_dir, log: [] };
+    const state: JobState = {
+      config: path,
+      status: 'running',
+      outputDir: config.output_dir,
+      outputPath: resolve(baseDir, config.output_dir),
+      log: [],
+    };
     const done = runTraining({
       config,
       baseDir,

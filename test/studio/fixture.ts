@@ -18,22 +18,34 @@ export async function studioProject(): Promise<{ dir: string; duplicate: string 
   const first = readFileSync(chat, 'utf8').split('\n')[0]!;
   appendFileSync(chat, `\n${first}\n`);
   await runDataPipeline(join(dir, 'data-src', 'data.yaml'), { quiet: true });
+  const trainBase = {
+    model: 'model',
+    dataset: 'train.jsonl',
+    finetuning_type: 'lora',
+    lora_rank: 4,
+    learning_rate: 0.005,
+    per_device_train_batch_size: 2,
+    cutoff_len: 64,
+    max_steps: 3,
+    logging_steps: 1,
+    save_steps: 100,
+    seed: 1,
+    threads: 1,
+    output_dir: 'runs/lora',
+  };
+  writeFileSync(join(dir, 'train.yaml'), stringify(trainBase));
+  // The pipeline the Lineage page runs: data → train (its own 2-step config and folder) → eval.
+  writeFileSync(join(dir, 'train-pipe.yaml'), stringify({ ...trainBase, max_steps: 2, output_dir: 'runs/pipe' }));
   writeFileSync(
-    join(dir, 'train.yaml'),
+    join(dir, 'pipeline.yaml'),
     stringify({
-      model: 'model',
-      dataset: 'train.jsonl',
-      finetuning_type: 'lora',
-      lora_rank: 4,
-      learning_rate: 0.005,
-      per_device_train_batch_size: 2,
-      cutoff_len: 64,
-      max_steps: 3,
-      logging_steps: 1,
-      save_steps: 100,
-      seed: 1,
-      threads: 1,
-      output_dir: 'runs/lora',
+      name: 'studio',
+      registry: 'registry.db',
+      stages: {
+        data: { config: 'data-src/data.yaml', inputs: ['data-src/chat.jsonl'], outputs: ['data-src/out'] },
+        train: { config: 'train-pipe.yaml', merge: false, inputs: ['train.jsonl'], outputs: ['runs/pipe'] },
+        eval: { config: 'eval.yaml', inputs: ['gen.jsonl'], outputs: ['evals-pipe'] },
+      },
     }),
   );
   writeFileSync(
