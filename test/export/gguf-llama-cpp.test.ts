@@ -10,7 +10,7 @@ import { getLlama, type Llama, type Token } from 'node-llama-cpp';
 import { exportArtefact } from '../../src/export/export.ts';
 import { readGguf } from '../../src/export/gguf/format.ts';
 import { CausalLM } from '../../src/generate/causal-lm.ts';
-import { LLAMA_ATTN_BIAS, LLAMA3, makeTinyModel, QWEN2, QWEN3 } from './tiny-models.ts';
+import { LLAMA_ATTN_BIAS, LLAMA3, logSoftmax, makeTinyModel, QWEN2, QWEN3 } from './tiny-models.ts';
 
 let work: string;
 let llama: Llama;
@@ -23,16 +23,6 @@ after(async () => {
   await llama?.dispose();
   rmSync(work, { recursive: true, force: true });
 });
-
-function logSoftmax(x: Float32Array, off: number, V: number): Float64Array {
-  let m = -Infinity;
-  for (let i = 0; i < V; i++) m = Math.max(m, x[off + i]!);
-  let s = 0;
-  for (let i = 0; i < V; i++) s += Math.exp(x[off + i]! - m);
-  const out = new Float64Array(V);
-  for (let i = 0; i < V; i++) out[i] = x[off + i]! - m - Math.log(s);
-  return out;
-}
 
 async function compare(dir: string, dtype: 'fp32' | 'fp16' | 'int8' | 'int4', tol: number | null) {
   const r = exportArtefact({ input: dir, format: 'gguf', dtype, out: join(dir, `gguf-${dtype}`), skipCheck: true });

@@ -16,7 +16,7 @@ import { ggufWeights } from '../../src/export/roundtrip.ts';
 import { openExportSource } from '../../src/export/source.ts';
 import { CausalLM } from '../../src/generate/causal-lm.ts';
 import { llamaCppQuantize } from '../../tools/reference/llama-quantize.ts';
-import { makeTinyModel } from './tiny-models.ts';
+import { logSoftmax, makeTinyModel } from './tiny-models.ts';
 
 let work: string;
 let llama: Llama;
@@ -39,16 +39,6 @@ const K_SHAPES = {
   num_key_value_heads: 2,
   initializer_range: 0.05,
 };
-
-function logSoftmax(x: Float32Array, off: number, V: number): Float64Array {
-  let m = -Infinity;
-  for (let i = 0; i < V; i++) m = Math.max(m, x[off + i]!);
-  let s = 0;
-  for (let i = 0; i < V; i++) s += Math.exp(x[off + i]! - m);
-  const out = new Float64Array(V);
-  for (let i = 0; i < V; i++) out[i] = x[off + i]! - m - Math.log(s);
-  return out;
-}
 
 const PROMPT = [1, 77, 300, 42, 9, 260, 128, 5];
 

@@ -47,3 +47,14 @@ export const QWEN3: Variant = [
   'qwen3 (q/k norm, head_dim != hidden/heads)',
   { model_type: 'qwen3', head_dim: 32, tie_word_embeddings: true },
 ];
+
+/** log p over a [V] row of logits at `off` (float64), for comparing with a peer's probabilities. */
+export function logSoftmax(x: Float32Array, off: number, V: number): Float64Array {
+  let m = -Infinity;
+  for (let i = 0; i < V; i++) m = Math.max(m, x[off + i]!);
+  let s = 0;
+  for (let i = 0; i < V; i++) s += Math.exp(x[off + i]! - m);
+  const out = new Float64Array(V);
+  for (let i = 0; i < V; i++) out[i] = x[off + i]! - m - Math.log(s);
+  return out;
+}
