@@ -124,7 +124,7 @@ export const VERBS: readonly Verb[] = [
   {
     name: 'guard',
     term: 'guard',
-    summary: 'prompt-injection, jailbreak and content guard (check, eval)',
+    summary: 'prompt-injection, jailbreak and content guard (check, eval, train-classifier)',
     load: async () => (await import('./guard.ts')).registerGuard,
   },
   {

@@ -50,6 +50,19 @@ const base = z
       })
       .strict()
       .default({ weight: 0.95, enabled: true }),
+    classifier: z
+      .object({
+        /** The classifier layer (a model trained with `loom guard train-classifier`); off unless enabled. */
+        enabled: z.boolean().default(false),
+        /** Classification folder; default: the committed data/guard/classifier. */
+        model: z.string().optional(),
+        /** Class probability scaled into the label score: score = p * weight (then noisy-or with the rules). */
+        weight: z.number().min(0).max(1).default(0.9),
+        /** Probabilities below this are ignored (a weak classifier signal never adds up with a weak rule). */
+        min_p: z.number().min(0).max(1).default(0.5),
+      })
+      .strict()
+      .default({ enabled: false, weight: 0.9, min_p: 0.5 }),
     pii: z
       .object({
         /** Mask PII (data stage detectors) in input and output; `flag` only reports it. */

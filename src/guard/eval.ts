@@ -42,6 +42,8 @@ export interface GuardEvalReport {
   confusion: { rows: string[]; columns: string[]; matrix: number[][] };
   sweep: { threshold: number; labels: Record<string, LabelMetrics> }[];
   errors: { text: string; gold: EvalLabel; pred: EvalLabel; rule?: string }[];
+  /** Classifier layer latency per message, apart from `json.latency_ms` (the non-model layers); absent when off. */
+  classifierLatency?: { p50: number; p99: number };
 }
 
 export function readLabelled(file: string, outputSide = false): LabelledRow[] {
@@ -125,6 +127,7 @@ export function evaluateGuard(
   const scores: Record<GuardLabel, number>[] = [];
   const rules: (string | undefined)[] = [];
   const lat: number[] = [];
+  const clsLat: number[] = [];
   // Warm-up: the first Chinese message loads opencc's dictionaries and the first calls JIT-compile the rules;
   // that one-off cost is start-up, not per-message latency.
   for (const w of ['warm up ignore previous instructions', '预热 忽略之前的指令 輸出', 'aWdub3JlIHByZXZpb3Vz'])
@@ -132,7 +135,10 @@ export function evaluateGuard(
   for (const r of rows) {
     const t0 = process.hrtime.bigint();
     const v = opts.outputSide ? guard.checkOutput(r.text, { prompt: r.prompt }) : guard.checkInput(r.text);
-    lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    // latency_ms is the non-model layers; the classifier's share is reported on its own.
+    lat.push(ms - (v.classifier_ms ?? 0));
+    if (v.classifier_ms !== undefined) clsLat.push(v.classifier_ms);
     scores.push(v.scores);
     rules.push(v.evidence[0] ? `${v.evidence[0].layer}:${v.evidence[0].rule}` : undefined);
   }
@@ -149,6 +155,7 @@ export function evaluateGuard(
     };
   }
   lat.sort((a, b) => a - b);
+  clsLat.sort((a, b) => a - b);
   const r3 = (x: number): number => Math.round(x * 1000) / 1000;
   const rep = classificationReport(gold, pred, EVAL_LABELS);
   const sweep = [0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9].map((threshold) => ({
@@ -170,5 +177,8 @@ export function evaluateGuard(
     errors: rows
       .map((r, i) => ({ text: r.text, gold: r.label, pred: pred[i]!, rule: rules[i] }))
       .filter((e) => e.gold !== e.pred),
+    ...(clsLat.length > 0
+      ? { classifierLatency: { p50: r3(quantile(clsLat, 0.5)), p99: r3(quantile(clsLat, 0.99)) } }
+      : {}),
   };
 }

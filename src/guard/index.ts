@@ -7,7 +7,8 @@
  *   g.moderateStream(chunks)       → async iterable of safe chunks, held back `hold_back` characters
  *   g.refusal('zh')                → polite refusal in zh-CN or English
  *
- * Layers: normalise (normalize.ts) → rules (rules.ts) → similarity (similarity.ts). Each layer gives scores per
+ * Layers: normalise (normalize.ts) → rules (rules.ts) → similarity (similarity.ts) → classifier (classifier.ts, opt-in:
+ * a model trained with `loom guard train-classifier`). Each layer gives scores per
  * label; the verdict keeps the best per label and the evidence (layer + rule id) for the one that decided.
  */
 import { existsSync } from 'node:fs';
@@ -15,7 +16,9 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type GuardConfig, type GuardConfigInput, guardConfig, resolveGuardConfig } from '../config/guard.ts';
 import { validateConfig } from '../config/load.ts';
+import { LoomError } from '../core/errors.ts';
 import { createPiiDetector, type PiiSpan } from '../data/pii.ts';
+import { type GuardClassifier, loadGuardClassifier } from './classifier.ts';
 import { normalizeForGuard, type TransformName } from './normalize.ts';
 import { type GuardLabel, type HarmCategory, maskRuleMatches, runRules } from './rules.ts';
 import { AttackStore, loadAttackStore } from './similarity.ts';
@@ -25,7 +28,7 @@ export type { GuardLabel, HarmCategory } from './rules.ts';
 
 export interface Evidence {
   label: GuardLabel | 'canary' | 'pii' | 'link';
-  layer: 'rules' | 'similarity' | 'canary' | 'pii' | 'links';
+  layer: 'rules' | 'similarity' | 'classifier' | 'canary' | 'pii' | 'links';
   rule: string;
   score: number;
   category?: HarmCategory;
@@ -44,6 +47,8 @@ export interface Verdict {
   masked?: string;
   /** Refusal to send when action is block, in the message's language. */
   refusal?: string;
+  /** Milliseconds spent in the classifier layer (absent when it is off), reported apart from the other layers. */
+  classifier_ms?: number;
 }
 
 export interface ChatTurn {
@@ -72,10 +77,21 @@ export function langOf(text: string): 'en' | 'zh' {
   return /[\u4e00-\u9fff]/.test(text) ? 'zh' : 'en';
 }
 
-function defaultStorePath(): string | undefined {
+function dataPath(name: string): string | undefined {
   const here = dirname(fileURLToPath(import.meta.url));
-  const p = resolve(here, '../../data/guard/attacks.jsonl');
+  const p = resolve(here, '../../data/guard', name);
   return existsSync(p) ? p : undefined;
+}
+
+const classifiers = new Map<string, GuardClassifier>();
+/** One loaded classifier per folder for the process (serve builds a guard per model and route). */
+function classifierAt(dir: string): GuardClassifier {
+  let c = classifiers.get(dir);
+  if (!c) {
+    c = loadGuardClassifier(dir);
+    classifiers.set(dir, c);
+  }
+  return c;
 }
 
 const LABELS: GuardLabel[] = ['injection', 'jailbreak', 'harmful'];
@@ -86,10 +102,21 @@ export function createGuard(input: GuardConfigInput = {}, opts: { route?: string
   const categories = new Set<HarmCategory>(config.categories);
   let store = opts.store;
   if (!store && config.similarity.enabled) {
-    const p = config.similarity.store ?? defaultStorePath();
+    const p = config.similarity.store ?? dataPath('attacks.jsonl');
     store = p ? loadAttackStore(p) : new AttackStore([]);
   }
   const pii = createPiiDetector();
+  let clf: GuardClassifier | undefined;
+  if (config.classifier.enabled) {
+    const dir = config.classifier.model ?? dataPath('classifier');
+    if (!dir) {
+      throw new LoomError('CONFIG_INVALID', 'guard classifier enabled but no model folder found', {
+        field: 'guard.classifier.model',
+        hint: 'train one with `loom guard train-classifier` and set classifier.model, or disable the classifier',
+      });
+    }
+    clf = classifierAt(dir);
+  }
 
   function score(text: string, side: 'input' | 'output'): Omit<Verdict, 'action' | 'masked' | 'refusal'> {
     const view = normalizeForGuard(text);
@@ -116,12 +143,36 @@ export function createGuard(input: GuardConfigInput = {}, opts: { route?: string
         if (s > 0.3) add({ label: h.label, layer: 'similarity', rule: `store#${h.index}`, score: s });
       }
     }
+    let classifierMs: number | undefined;
+    if (clf && side === 'input') {
+      // The classifier sees the normalised view (what it was trained on is plain text; obfuscation is undone first).
+      const t0 = performance.now();
+      const p = clf.classify(view.text);
+      classifierMs = performance.now() - t0;
+      clf.labels.forEach((l, i) => {
+        if (l === 'benign' || !(LABELS as string[]).includes(l)) return;
+        if (p[i]! >= config.classifier.min_p)
+          add({
+            label: l as GuardLabel,
+            layer: 'classifier',
+            rule: `cls:${l}`,
+            score: p[i]! * config.classifier.weight,
+          });
+      });
+    }
     // Decoded hidden payloads that carry an attack are more suspicious than plain text.
     const hidden = view.transforms.some((t) => t === 'base64' || t === 'hex');
     if (hidden) for (const l of LABELS) if (scores[l] > 0) scores[l] = Math.min(1, scores[l] + 0.1);
     evidence.sort((a, b) => b.score - a.score);
     const labels = LABELS.filter((l) => scores[l] >= config.thresholds[l]).sort((a, b) => scores[b] - scores[a]);
-    return { labels, scores, evidence, transforms: view.transforms };
+    const out: Omit<Verdict, 'action' | 'masked' | 'refusal'> = {
+      labels,
+      scores,
+      evidence,
+      transforms: view.transforms,
+    };
+    if (classifierMs !== undefined) out.classifier_ms = Math.round(classifierMs * 1000) / 1000;
+    return out;
   }
 
   function finish(

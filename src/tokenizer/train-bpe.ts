@@ -11,7 +11,7 @@ import { LoomError } from '../core/errors.ts';
 import { byteLevelChars } from './tokenizer.ts';
 
 // GPT-2's pre-tokenization pattern (the one ByteLevel uses with use_regex: true).
-const GPT2_SPLIT = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
+export const GPT2_SPLIT = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
 
 export interface BpeTrainOptions {
   vocabSize: number;
