@@ -4,7 +4,7 @@
  * linear projections, and full fine-tuning) beside the PyTorch 1.13 reference (tools/reference/train_ref.py, tuned: see
  * torchEnv; it prints the BLAS library and OpenBLAS core it ran with) in the same run; MFU against the measured ORT MatMul peak; peak RSS per method.
  *
- *   npx tsx bench/train/throughput.ts [--steps 2] [--layers 30] [--skip-torch] [--methods lora,full] [--no-arena]
+ *   npx tsx bench/train/throughput.ts [--steps 2] [--layers 30] [--skip-torch] [--methods lora,full] [--no-arena] [--no-prepack]
  * Prints JSON lines. Each measurement runs in its own process so peak RSS is per method.
  */
 import { spawnSync } from 'node:child_process';
@@ -28,6 +28,8 @@ const LAYERS = Number(opt('layers', '30'));
 const THREADS = Number(opt('threads', '2'));
 /** `--no-arena`: load the step graph with ORT's CPU memory arena off (training's `ort_memory_arena: false`). */
 const ARENA = !args.includes('--no-arena');
+/** `--no-prepack`: load the step graph with ORT's constant pre-packing off (training's `ort_prepack: false`). */
+const PREPACK = !args.includes('--no-prepack');
 const B = 4;
 const T = 256;
 const RANK = 8;
@@ -118,7 +120,7 @@ async function loomStep(method: Method): Promise<Record<string, unknown>> {
   const e = await Engine.create({ threads: THREADS });
   try {
     const t1 = performance.now();
-    const s = await e.load(graphs.step!, { transfer: true, memArena: ARENA });
+    const s = await e.load(graphs.step!, { transfer: true, memArena: ARENA, prepack: PREPACK });
     graphs.step = undefined;
     weights = undefined;
     const loadS = (performance.now() - t1) / 1000;
@@ -276,6 +278,7 @@ if (args.includes('--child')) {
       '--threads',
       String(THREADS),
       ...(ARENA ? [] : ['--no-arena']),
+      ...(PREPACK ? [] : ['--no-prepack']),
     ]);
     const mfu = typeof loom.gflops === 'number' ? Number(((loom.gflops / peak) * 100).toFixed(1)) : null;
     // contention-robust: FLOPs per CPU-second of the step vs per CPU-second of the peak MatMul

@@ -38,6 +38,13 @@ export interface LoadOptions {
    * arena: a 30-layer LoRA step peaked at 6.7 GB instead of 7.3 GB (docs/benchmarks.md), about 20 % slower.
    */
   memArena?: boolean;
+  /**
+   * ORT pre-packs each constant MatMul operand per consumer (default on). A training step reads every frozen
+   * matrix twice (x·Wᵀ forward, g·W backward), so pre-packing holds two packed copies; off, it holds W once and
+   * MLAS packs panels per call, which costs O(K·N) against the product's O(M·K·N): nothing at M = B·T rows, a
+   * lot at decode's M = 1. Measured in bench/train/throughput.ts (--no-prepack).
+   */
+  prepack?: boolean;
 }
 
 export interface RunOptions {
@@ -210,6 +217,7 @@ export class Engine {
       optimizedModelFilePath: opts.optimizedModelFilePath,
       profilePrefix: opts.profilePrefix,
       memArena: opts.memArena,
+      prepack: opts.prepack,
     };
     let info: { id: number; inputNames: string[]; outputNames: string[] };
     try {

@@ -10,6 +10,7 @@ export interface BackendOptions {
   logLevel?: number;
   profilePrefix?: string;
   memArena?: boolean;
+  prepack?: boolean;
 }
 export function ortBinDir(): string;
 export function cudaAvailable(): boolean;

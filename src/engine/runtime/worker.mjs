@@ -42,7 +42,12 @@ function sessionOptions(opts) {
     logSeverityLevel: opts.logLevel ?? 3,
     ...(opts.optimizedModelFilePath ? { optimizedModelFilePath: opts.optimizedModelFilePath } : {}),
     ...(opts.profilePrefix ? { enableProfiling: true, profileFilePrefix: opts.profilePrefix } : {}),
-    extra: { session: { intra_op: { allow_spinning: opts.spinning ? '1' : '0' } } },
+    extra: {
+      session: {
+        intra_op: { allow_spinning: opts.spinning ? '1' : '0' },
+        ...(opts.prepack === false ? { disable_prepacking: '1' } : {}),
+      },
+    },
   };
 }
 
