@@ -1,7 +1,8 @@
+import { basename, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { LoomError } from '../core/errors.ts';
-import type { GenerationSettings, Message } from '../core/types.ts';
+import type { ChatResult, GenerationSettings, Message } from '../core/types.ts';
 import { openLocalModel } from './local-model.ts';
 
 interface ChatOptions {
@@ -48,7 +49,7 @@ export function registerChat(program: Command): void {
     .option('--onnx-file <file>', "ONNX export only: the onnx/ file to run (default: the export's own dtype)")
     .addHelpText(
       'after',
-      '\n<model-dir> may also be a `loom export --format onnx` folder (its onnx/ file runs as it is).\n\nCommands inside the chat: /exit (or Ctrl-D) quits, /reset clears the conversation.\n\nExample:\n  $ loom chat models/tiny --system "You are a helpful assistant." --temperature 0.7 --seed 1\n  $ loom chat models/tiny/export/onnx-int8 --onnx-file model.onnx',
+      '\n<model-dir> may also be a `loom export --format onnx` folder (its onnx/ file runs as it is) or a .gguf file (run by llama.cpp through node-llama-cpp, with the chat template in the file).\n\nCommands inside the chat: /exit (or Ctrl-D) quits, /reset clears the conversation.\n\nExample:\n  $ loom chat models/tiny --system "You are a helpful assistant." --temperature 0.7 --seed 1\n  $ loom chat models/tiny/export/onnx-int8 --onnx-file model.onnx\n  $ loom chat models/tiny/export/gguf-int8/tiny-Q8_0.gguf',
     )
     .action(async (dir: string, opts: ChatOptions) => {
       const settings: GenerationSettings = {
@@ -65,8 +66,50 @@ export function registerChat(program: Command): void {
     });
 }
 
+/** What the chat loop needs from a model: a streamed reply and a close. */
+interface ChatSession {
+  chatStream(
+    messages: Message[],
+    settings: GenerationSettings,
+    onText: (d: string) => void,
+    signal: AbortSignal,
+  ): Promise<ChatResult>;
+  close(): Promise<void>;
+}
+
+/** A model folder or ONNX export through Loom's engine; a .gguf file through llama.cpp (serve's gguf backend). */
+async function openChat(dir: string, opts: ChatOptions, threads?: number): Promise<ChatSession> {
+  if (!dir.toLowerCase().endsWith('.gguf')) {
+    return openLocalModel(dir, { template: opts.template, threads, file: opts.onnxFile });
+  }
+  if (opts.template) {
+    throw new LoomError('CONFIG_INVALID', '--template does not apply to a GGUF file', {
+      field: 'template',
+      hint: 'a GGUF file carries its own chat template (tokenizer.chat_template), which llama.cpp uses / GGUF 文件自带聊天模板',
+    });
+  }
+  const [{ GgufBackend }, { Limiter }] = await Promise.all([
+    import('../serve/gguf-backend.ts'),
+    import('../serve/limiter.ts'),
+  ]);
+  const name =
+    basename(dir)
+      .replace(/\.gguf$/i, '')
+      .replace(/[^A-Za-z0-9_.-]/g, '_') || 'gguf';
+  const backend = await GgufBackend.open(
+    { name, backend: 'gguf', path: resolve(dir), threads, concurrency: 1 },
+    process.cwd(),
+    new Limiter(1, 0),
+  );
+  return {
+    chatStream: (messages, settings, onText, signal) =>
+      backend.generate({ messages, settings: { maxNewTokens: 256, ...settings }, onText, signal }),
+    close: () => backend.close(),
+  };
+}
+
 async function runChat(dir: string, opts: ChatOptions, settings: GenerationSettings, threads?: number): Promise<void> {
-  const model = await openLocalModel(dir, { template: opts.template, threads, file: opts.onnxFile });
+  const model = await openChat(dir, opts, threads);
   const tty = process.stdin.isTTY === true;
   const out = process.stdout;
   const history: Message[] = opts.system ? [{ role: 'system', content: opts.system }] : [];
