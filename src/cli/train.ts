@@ -49,7 +49,7 @@ export function registerTrain(program: Command): void {
   program
     .command('train')
     .description(
-      'fine-tune (lora, qlora, full, freeze, prefix) or pretrain a model; or emit the job for another trainer',
+      'fine-tune (lora, qlora, full, freeze, prefix), pretrain, or train a classifier (stage: cls); or emit the job for another trainer',
     )
     .argument('<config>', 'train YAML (LLaMA-Factory-like keys; see docs/train.md)')
     .argument('[overrides...]', 'key=value overrides, e.g. learning_rate=2e-4 max_steps=50')
@@ -74,7 +74,8 @@ export function registerTrain(program: Command): void {
 Example:
   $ loom train examples/customer-service/train-lora.yaml max_steps=30
   $ loom train examples/customer-service/train-lora.yaml --show-tokens 2
-  $ loom train examples/customer-service/train-lora.yaml --emit llamafactory --nodes 2 --gpus 8`,
+  $ loom train examples/customer-service/train-lora.yaml --emit llamafactory --nodes 2 --gpus 8
+  $ loom train examples/intent-cls/train-banking77.yaml        # stage: cls, then loom eval cls`,
     )
     .action(async (configPath: string, overrides: string[], flags: TrainFlags) => {
       const { config: c, baseDir } = loadConfig(configPath, trainConfigSchema, overrides);
