@@ -80,7 +80,8 @@ export const VERBS: readonly Verb[] = [
   {
     name: 'train',
     term: 'train [options] <config> [overrides...]',
-    summary: 'fine-tune (lora, qlora, full, freeze, prefix), pretrain, or train a classifier (stage: cls); or emit the job for another trainer',
+    summary:
+      'fine-tune (lora, qlora, full, freeze, prefix), pretrain, or train a classifier (stage: cls); or emit the job for another trainer',
     load: async () => (await import('./train.ts')).registerTrain,
   },
   {
