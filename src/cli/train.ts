@@ -7,6 +7,7 @@ import { readHfConfig } from '../models/config.ts';
 import { Registry } from '../registry/db.ts';
 import { type Distributed, type EmitTarget, emitJob } from '../train/emit.ts';
 import { formatOverfit } from '../train/metrics.ts';
+import { formatTiming } from '../train/preflight.ts';
 import { maskedExamples, renderSpans } from '../train/show-tokens.ts';
 import { runTraining } from '../train/trainer.ts';
 
@@ -148,6 +149,7 @@ Example:
             `${r.interrupted ? 'interrupted' : 'done'}: ${r.steps} steps, loss ${r.firstLoss?.toFixed(4)} → ${r.lastLoss?.toFixed(4)}` +
               `${r.bestEvalLoss !== undefined ? `, best eval loss ${r.bestEvalLoss.toFixed(4)}` : ''}${r.earlyStopped ? ' (early stop)' : ''}\n`,
           );
+          if (r.timing && !r.interrupted) process.stdout.write(`${formatTiming(r.timing)}\n`);
           if (r.overfitting) process.stdout.write(`warning: ${formatOverfit(r.overfitting)}\n`);
           for (const o of r.outputs) process.stdout.write(`  → ${o}\n`);
           if (r.interrupted) process.stdout.write(`resume with: loom train ${configPath} --resume\n`);

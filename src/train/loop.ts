@@ -194,25 +194,67 @@ export class TrainLoop {
     return den > 0 ? num / den : undefined;
   }
 
-  /** Seconds of one step on the first batch (outputs discarded; a warm-up run first). */
-  async measureStep(): Promise<number> {
-    const probe = collate(this.firstEpoch[0]!);
-    const probeFeeds = {
-      ...batchFeeds(probe, this.graphs.maskMode),
-      ...this.stateFeeds(),
-      ...this.extraFeeds(probe),
-      loss_scale: scalar(1),
-      decay_factor: scalar(1),
-      step_size: scalar(0),
-      bias_correction2_sqrt: scalar(1),
-      ...(this.K > 1 ? zeroGrads(this.graphs.params) : {}),
+  /**
+   * Pre-flight timing probe (outputs discarded, the RNG stream restored). ONNX Runtime's first two runs of a session
+   * cost 5–10× a settled one (thread pool and arena set-up), so two warm-up runs come first; then up to
+   * `samples` first-epoch batches of different sizes are timed once each, so pre-flight can fit time against padded
+   * tokens (calibrate.ts) instead of extrapolating one cold, longest batch. The eval session gets the same warm-up
+   * and one timed batch.
+   */
+  async measure(samples = 4): Promise<TimingProbe> {
+    const feedsFor = (rows: PackedRow[]) => {
+      const b = collate(rows);
+      return {
+        tokens: b.batch * b.seq,
+        feeds: {
+          ...batchFeeds(b, this.graphs.maskMode),
+          ...this.stateFeeds(),
+          ...this.extraFeeds(b),
+          loss_scale: scalar(1),
+          decay_factor: scalar(1),
+          step_size: scalar(0),
+          bias_correction2_sqrt: scalar(1),
+          ...(this.K > 1 ? zeroGrads(this.graphs.params) : {}),
+        },
+      };
     };
+    const timed = async (run: () => Promise<unknown>): Promise<number> => {
+      const t0 = performance.now();
+      await run();
+      return (performance.now() - t0) / 1000;
+    };
+    // Distinct sizes first: the largest and smallest padded batches bound the fit.
+    const order = [...this.firstEpoch.keys()].sort((x, y) => padded(this.firstEpoch[y]!) - padded(this.firstEpoch[x]!));
+    const pick = [...new Set([order[0]!, order[order.length - 1]!, ...order.filter((_, i) => i % 3 === 1)])].slice(
+      0,
+      Math.max(1, samples),
+    );
+    const first = feedsFor(this.firstEpoch[pick[0]!]!);
+    for (let i = 0; i < 2; i++) await this.sessions.step.run(first.feeds, ['loss']);
+    const step: { tokens: number; seconds: number }[] = [];
+    for (const idx of pick) {
+      const f = idx === pick[0] ? first : feedsFor(this.firstEpoch[idx]!);
+      step.push({ tokens: f.tokens, seconds: await timed(() => this.sessions.step.run(f.feeds, ['loss'])) });
+    }
     // dropout masks drawn for the probe must not shift the run's random stream
     this.rng.restore(this.state.rng);
-    await this.sessions.step.run(probeFeeds, ['loss']);
-    const t0 = performance.now();
-    await this.sessions.step.run(probeFeeds, ['loss']);
-    return (performance.now() - t0) / 1000;
+    let evaluation: { tokens: number; seconds: number } | undefined;
+    const ev = this.sessions.evaluate;
+    const evRows = ev ? evalBatches(this.prepared, this.c).find((r) => collate(r).weightSum > 0) : undefined;
+    if (ev && evRows) {
+      const b = collate(evRows);
+      const feeds = { ...batchFeeds(b, this.graphs.maskMode), ...this.paramFeeds() };
+      if (this.graphs.quant) Object.assign(feeds, this.extraFeeds(b));
+      for (let i = 0; i < 2; i++) await ev.run(feeds, ['loss']);
+      evaluation = { tokens: b.batch * b.seq, seconds: await timed(() => ev.run(feeds, ['loss'])) };
+      this.rng.restore(this.state.rng);
+    }
+    return {
+      step,
+      evaluation,
+      trainBatchTokens: this.firstEpoch.map(padded),
+      evalBatchTokens: ev ? evalBatches(this.prepared, this.c).map(padded) : [],
+    };
   }
 
   checkpoint(outputDir: string): void {
@@ -410,4 +452,17 @@ function zeroGrads(ps: readonly ParamInfo[]): Record<string, HostTensor> {
 
 function lossOf(out: Record<string, HostTensor>): number {
   return (out.loss!.data as Float32Array)[0]!;
+}
+
+/** Padded tokens of a batch (rows × longest row), what a step's cost grows with. */
+function padded(rows: readonly PackedRow[]): number {
+  return rows.length * Math.max(0, ...rows.map((r) => r.ids.length));
+}
+
+/** What pre-flight measured: timed step batches (padded tokens, seconds), one eval batch, every batch's size. */
+export interface TimingProbe {
+  step: { tokens: number; seconds: number }[];
+  evaluation?: { tokens: number; seconds: number };
+  trainBatchTokens: number[];
+  evalBatchTokens: number[];
 }

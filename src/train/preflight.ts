@@ -3,11 +3,12 @@ import type { TrainConfig } from '../config/train.ts';
 import { LoomError } from '../core/errors.ts';
 import type { LlamaConfig } from '../models/config.ts';
 import type { TrainGraphs } from './graph.ts';
-import type { TrainLoop } from './loop.ts';
+import type { TimingProbe, TrainLoop } from './loop.ts';
 
 /**
- * Training stage 2, pre-flight: parameter counts, data and schedule figures, a peak-memory estimate and one measured
- * step, printed before the first optimiser step and refused when the estimate exceeds this machine's memory.
+ * Training stage 2, pre-flight: parameter counts, data and schedule figures, a peak-memory estimate and a time
+ * estimate from a few measured batches (after warm-up, fitted against batch size), printed before the first
+ * optimiser step and refused when the memory estimate exceeds this machine's memory.
  */
 export interface Preflight {
   totalParams: number;
@@ -24,15 +25,26 @@ export interface Preflight {
   tokensPerEpoch: number;
   estimatedPeakBytes: number;
   availableBytes: number;
+  /** Median seconds of the timed probe batches (after two warm-up runs). */
   measuredStepSeconds: number;
   estimatedEpochSeconds: number;
+  /** Whole remaining run: optimiser steps (every micro-batch) plus evaluations, from the fitted timing. */
+  estimatedRunSeconds: number;
   quant?: { fp32Bytes: number; quantBytes: number; savedBytes: number; modules: number };
 }
 
 /** Measures one step and assembles the pre-flight report; throws TRAIN_RESOURCES when the estimate does not fit. */
 export async function preflight(loop: TrainLoop, say: ((line: string) => void) | undefined): Promise<Preflight> {
   const { c, graphs, prepared: p } = loop;
-  const measured = await loop.measureStep();
+  const probe = await loop.measure();
+  const timing = estimateRun(probe, {
+    remainingSteps: loop.totalSteps - loop.state.step,
+    firstStep: loop.state.step,
+    totalSteps: loop.totalSteps,
+    microBatches: c.gradient_accumulation_steps,
+    evalSteps: loop.canEvaluate() ? (c.eval_steps ?? 0) : 0,
+    initialEval: loop.canEvaluate() && loop.state.step === 0,
+  });
   const sessions = loop.sessionCount();
   const pre: Preflight = {
     totalParams: graphs.totalParams,
@@ -49,8 +61,9 @@ export async function preflight(loop: TrainLoop, say: ((line: string) => void) |
     tokensPerEpoch: loop.tokensPerEpoch(),
     estimatedPeakBytes: estimatePeak(p.model, c, graphs, sessions),
     availableBytes: totalmem(),
-    measuredStepSeconds: measured,
-    estimatedEpochSeconds: measured * loop.batchesPerEpoch,
+    measuredStepSeconds: timing.medianBatchSeconds,
+    estimatedEpochSeconds: timing.epochSeconds,
+    estimatedRunSeconds: timing.runSeconds,
     quant: graphs.quant ? { ...graphs.quant, savedBytes: graphs.quant.fp32Bytes - graphs.quant.quantBytes } : undefined,
   };
   say?.(formatPreflight(c, pre));
@@ -64,6 +77,71 @@ export async function preflight(loop: TrainLoop, say: ((line: string) => void) |
     );
   }
   return pre;
+}
+
+/** Least-squares t = a + c·tokens over the probe batches, a and c kept non-negative. */
+export function fitBatchTime(samples: readonly { tokens: number; seconds: number }[]): { a: number; c: number } {
+  const n = samples.length;
+  const mt = samples.reduce((x, s) => x + s.tokens, 0) / n;
+  const ms = samples.reduce((x, s) => x + s.seconds, 0) / n;
+  let sxx = 0;
+  let sxy = 0;
+  for (const s of samples) {
+    sxx += (s.tokens - mt) ** 2;
+    sxy += (s.tokens - mt) * (s.seconds - ms);
+  }
+  // All batches (nearly) the same size: one number per token is all the data can say.
+  if (n < 2 || sxx <= (0.1 * mt) ** 2 * n) return { a: 0, c: ms / mt };
+  const c = sxy / sxx;
+  const a = ms - c * mt;
+  if (c < 0) return { a: ms, c: 0 };
+  if (a < 0)
+    return {
+      a: 0,
+      c: samples.reduce((x, s) => x + s.seconds * s.tokens, 0) / samples.reduce((x, s) => x + s.tokens ** 2, 0),
+    };
+  return { a, c };
+}
+
+export interface RunShape {
+  remainingSteps: number;
+  firstStep: number;
+  totalSteps: number;
+  microBatches: number;
+  /** 0 = no periodic evaluation. */
+  evalSteps: number;
+  initialEval: boolean;
+}
+
+/**
+ * Time for the rest of the run from the probe: every micro-batch of every remaining step (first-epoch batch sizes
+ * taken cyclically; a grad-only micro-batch costs about what a step does), plus each evaluation (the eval batch's
+ * time per padded token times every eval batch), counted the way the loop schedules them.
+ */
+export function estimateRun(
+  probe: TimingProbe,
+  shape: RunShape,
+): { medianBatchSeconds: number; epochSeconds: number; runSeconds: number } {
+  const fit = fitBatchTime(probe.step);
+  const t = (tokens: number) => fit.a + fit.c * tokens;
+  const sizes = probe.trainBatchTokens;
+  const epochSeconds = sizes.reduce((x, n) => x + t(n), 0);
+  const batches = shape.remainingSteps * shape.microBatches;
+  let train = Math.floor(batches / sizes.length) * epochSeconds;
+  for (let i = 0; i < batches % sizes.length; i++) train += t(sizes[i]!);
+  let evals = shape.initialEval ? 1 : 0;
+  if (shape.evalSteps > 0) {
+    for (let s = shape.firstStep + 1; s <= shape.totalSteps; s++)
+      if (s % shape.evalSteps === 0 || s === shape.totalSteps) evals++;
+  }
+  const e = probe.evaluation;
+  const perEval = e ? probe.evalBatchTokens.reduce((x, n) => x + (e.seconds * n) / e.tokens, 0) : 0;
+  const sorted = probe.step.map((s) => s.seconds).sort((x, y) => x - y);
+  return {
+    medianBatchSeconds: sorted[Math.floor(sorted.length / 2)] ?? 0,
+    epochSeconds,
+    runSeconds: train + evals * perEval,
+  };
 }
 
 /**
@@ -97,7 +175,7 @@ export function formatPreflight(c: TrainConfig, p: Preflight): string {
     `  data             ${p.trainExamples} train rows, ${p.evalExamples} eval rows, ${p.droppedRows} dropped by cutoff_len, ${p.truncatedRows} truncated`,
     `  schedule         ${p.batchesPerEpoch} batches/epoch, ${p.stepsPerEpoch} steps/epoch, ${p.totalSteps} steps total, ${p.warmupSteps} warmup`,
     `  memory (est.)    peak ${gb(p.estimatedPeakBytes)} of ${gb(p.availableBytes)}`,
-    `  time (measured)  ${p.measuredStepSeconds.toFixed(3)} s per batch → ~${p.estimatedEpochSeconds.toFixed(1)} s per epoch (${p.tokensPerEpoch} tokens)`,
+    `  time (measured)  ${p.measuredStepSeconds.toFixed(3)} s per batch (median of the probe, after warm-up) → ~${p.estimatedEpochSeconds.toFixed(1)} s per epoch (${p.tokensPerEpoch} tokens), ~${p.estimatedRunSeconds.toFixed(1)} s for the run with evaluations`,
   ];
   if (p.quant) {
     lines.push(
@@ -105,4 +183,9 @@ export function formatPreflight(c: TrainConfig, p: Preflight): string {
     );
   }
   return lines.join('\n');
+}
+
+/** `time: estimated 14.1 s, measured 15.2 s (measured/estimated 1.08)` for run summaries. */
+export function formatTiming(t: { estimatedSeconds: number; measuredSeconds: number }): string {
+  return `time: estimated ${t.estimatedSeconds.toFixed(1)} s by pre-flight, measured ${t.measuredSeconds.toFixed(1)} s (measured/estimated ${(t.measuredSeconds / Math.max(t.estimatedSeconds, 1e-9)).toFixed(2)})`;
 }

@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../core/atomic.ts';
 import { readJsonlSync } from '../core/jsonl.ts';
 import type { Message } from '../core/types.ts';
 import { formatOverfit } from './metrics.ts';
+import { formatTiming } from './preflight.ts';
 import { runTraining, type TrainResult } from './trainer.ts';
 
 /**
@@ -140,6 +141,7 @@ export async function trainStage(outDir: string, opts: TrainStageOptions = {}): 
     `LoRA SFT (rank ${lc.lora_rank}, ${lc.lora_target === 'all-linear' ? 'all-linear' : lc.lora_target.join(',')}, ${n(rLora.preflight.trainableParams)} trainable) on ` +
       `${rLora.preflight.trainExamples} chats: ${rLora.steps} steps in ${loraSeconds.toFixed(1)} s, validation loss on assistant turns ` +
       `${f4(rLora.initialEvalLoss)} → ${f4(finalEvalLoss.lora)} (train ${f4(rLora.firstLoss)} → ${f4(rLora.lastLoss)})`,
+    ...[rPt, rLora].flatMap((r, i) => (r.timing ? [`${i ? 'LoRA SFT' : 'pretrain'} ${formatTiming(r.timing)}`] : [])),
     ...[rPt, rLora].flatMap((r, i) =>
       r.overfitting ? [`${i ? 'LoRA SFT' : 'pretrain'} ${formatOverfit(r.overfitting)}`] : [],
     ),

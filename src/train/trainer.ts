@@ -48,6 +48,8 @@ export interface TrainResult {
   bestEvalLoss?: number;
   interrupted: boolean;
   earlyStopped: boolean;
+  /** Pre-flight's estimate of the loop (steps + evaluations) against the loop's wall time in this process. */
+  timing?: { estimatedSeconds: number; measuredSeconds: number };
   /** Set when validation loss rose while train loss fell over the last evaluations (metrics.ts). */
   overfitting?: OverfitFlag;
   outputs: string[];
@@ -87,6 +89,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
     if (job.dryRun) return result;
 
     const run = openRun(job, p, outputDir, loop.state.configHash, resumeFrom ? loop.state.step : undefined);
+    const tLoop = performance.now();
     if (!resumeFrom && loop.canEvaluate()) result.initialEvalLoss = await loop.evaluate();
     await loop.run({
       ...run,
@@ -98,6 +101,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       result,
     });
     result.steps = loop.state.step;
+    result.timing = { estimatedSeconds: pre.estimatedRunSeconds, measuredSeconds: (performance.now() - tLoop) / 1000 };
     result.bestEvalLoss = loop.state.bestEvalLoss ?? undefined;
     result.overfitting = detectOverfitting(run.metrics.read());
     result.params = loop.named();
