@@ -19,7 +19,8 @@ interface ChatOptions {
   onnxFile?: string;
 }
 
-function num(v: string | undefined, field: string, check: (n: number) => boolean): number | undefined {
+/** A numeric CLI option: undefined when absent, else a finite number that passes `check` (CONFIG_INVALID otherwise). */
+export function num(v: string | undefined, field: string, check: (n: number) => boolean): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isFinite(n) || !check(n)) {

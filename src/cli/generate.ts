@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { LoomError } from '../core/errors.ts';
 import { generateIds } from '../generate/generate.ts';
+import { num } from './chat.ts';
 import { openLocalModel } from './local-model.ts';
 
 interface GenerateOptions {
@@ -11,14 +12,6 @@ interface GenerateOptions {
   special: boolean;
   threads?: string;
   json?: boolean;
-}
-
-function num(v: string | undefined, field: string, ok: (n: number) => boolean): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || !ok(n))
-    throw new LoomError('CONFIG_INVALID', `--${field} has an invalid value '${v}'`, { field });
-  return n;
 }
 
 /**

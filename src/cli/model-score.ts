@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { LoomError } from '../core/errors.ts';
 import { scoreText, type TextScore } from '../generate/score.ts';
+import { num } from './chat.ts';
 import { openLocalModel } from './local-model.ts';
 
 /**
@@ -48,14 +49,7 @@ interface ScoreOptions {
   json?: boolean;
 }
 
-function positive(v: string | undefined, field: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!(Number.isInteger(n) && n > 0)) {
-    throw new LoomError('CONFIG_INVALID', `--${field} must be a positive integer, not '${v}'`, { field });
-  }
-  return n;
-}
+const positive = (v: string | undefined, field: string) => num(v, field, (n) => Number.isInteger(n) && n > 0);
 
 function formatScore(s: TextScore): string {
   const lines = ['     #      id  logprob  token'];
