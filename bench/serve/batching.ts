@@ -4,7 +4,8 @@
  * 48 new tokens each, greedy, no EOS) served by 1, 4 and 8 concurrent streams. streams=1 is "one after another";
  * each stream sends its next request when its previous one finishes. Reports aggregate tokens/s, the ratio to
  * streams=1, and time to first token p50/p99 over the 8 requests (queueing included).
- * Usage: npx tsx bench/serve/batching.ts [threads=2] [--quick]   (--quick: 4 layers)   JSON lines out.
+ * Usage: npx tsx bench/serve/batching.ts [threads=2] [--quick] [--rounds=N]   (--quick: 4 layers; each round runs
+ * 1, 4, 8 streams again, its ratios against its own streams=1, so a loaded machine's drift shows)   JSON lines out.
  */
 import { CausalLM } from '../../src/generate/causal-lm.ts';
 import { presetConfig } from '../../src/models/config.ts';
@@ -13,6 +14,7 @@ import { BatchScheduler } from '../../src/serve/scheduler.ts';
 
 const threads = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 2);
 const quick = process.argv.includes('--quick');
+const rounds = Number(process.argv.find((a) => a.startsWith('--rounds='))?.slice(9) ?? 1);
 const cfg = presetConfig('smollm2-135m', quick ? { num_hidden_layers: 4 } : {});
 const lm = await CausalLM.fromWeights(cfg, newModel(cfg, 1), { threads });
 const REQUESTS = 8;
@@ -66,7 +68,7 @@ console.log(
 );
 
 let sequential = 0;
-for (const streams of [1, 4, 8]) {
+for (const [round, streams] of Array.from({ length: rounds }, (_, r) => [1, 4, 8].map((k) => [r + 1, k])).flat()) {
   t = performance.now();
   const r = await serve(streams);
   const tps = r.tokens / r.seconds;
@@ -74,6 +76,7 @@ for (const streams of [1, 4, 8]) {
   console.log(
     JSON.stringify({
       ...base,
+      round,
       streams,
       requests: REQUESTS,
       new_tokens: r.tokens,

@@ -210,14 +210,23 @@ export class BatchScheduler {
     });
   }
 
-  /** A row's new token, as generateIds takes it: sampled from the logits unless plain greedy. */
+  /**
+   * A row's new token, as generateIds takes it: sampled from the logits unless plain greedy. A request's own
+   * callbacks (sampler hook, onToken) failing fails that request only; the batch goes on.
+   */
   private accept(row: number, job: Job, greedyId: number, logits: Float32Array | undefined): void {
-    const id =
-      job.greedy || !logits ? greedyId : job.sampler.next(logits, { prompt: job.prompt, generated: job.res.ids });
-    const done = takeToken(job.res, id, job.eos, job.opts.onToken && ((t) => job.opts.onToken?.(0, t)));
-    job.last = id;
-    // As generateIds: at most maxNew tokens are produced (an EOS among them ends the request earlier).
-    if (done || job.res.ids.length >= job.maxNew) this.finish(row, job);
+    try {
+      const id =
+        job.greedy || !logits ? greedyId : job.sampler.next(logits, { prompt: job.prompt, generated: job.res.ids });
+      const done = takeToken(job.res, id, job.eos, job.opts.onToken && ((t) => job.opts.onToken?.(0, t)));
+      job.last = id;
+      // As generateIds: at most maxNew tokens are produced (an EOS among them ends the request earlier).
+      if (done || job.res.ids.length >= job.maxNew) this.finish(row, job);
+    } catch (e) {
+      this.active.delete(row);
+      this.batch.leave(row);
+      job.reject(e);
+    }
   }
 
   private finish(row: number, job: Job): void {

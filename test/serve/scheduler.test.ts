@@ -122,3 +122,23 @@ describe('BatchScheduler', () => {
     assert.equal(await engine.residentCount(), 0);
   });
 });
+
+test('a request whose own callback throws fails alone; the batch goes on', async () => {
+  const [want] = await generateIds(lm, [prompt(4)], { temperature: 0, maxNewTokens: 10, eosIds: [] });
+  const sched = new BatchScheduler(lm, { maxBatch: 4 });
+  let n = 0;
+  const bad = sched.submit(prompt(3), {
+    temperature: 0,
+    maxNewTokens: 50,
+    eosIds: [],
+    onToken: () => {
+      if (++n === 3) throw new Error('client write failed');
+      return undefined;
+    },
+  });
+  const good = sched.submit(prompt(4), { temperature: 0, maxNewTokens: 10, eosIds: [] });
+  await assert.rejects(bad, /client write failed/);
+  assert.deepEqual((await good).ids, want!.ids);
+  await sched.close();
+  assert.equal(await engine.residentCount(), 0);
+});
