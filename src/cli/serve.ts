@@ -1,9 +1,7 @@
-import { readdirSync, statSync } from 'node:fs';
 import { basename, extname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { applyOverrides, validateConfig } from '../config/load.ts';
 import { loadServeConfig, type ServeConfig, serveSchema } from '../config/serve.ts';
-import { LoomError } from '../core/errors.ts';
 import { Registry } from '../registry/db.ts';
 import { ApiKeys } from '../registry/keys.ts';
 import { RequestLog } from '../registry/request-log.ts';
@@ -11,6 +9,7 @@ import { buildGateway, type Gateway } from '../serve/app.ts';
 import { keyAuth } from '../serve/auth.ts';
 import { openBackend, type ServedModel } from '../serve/backends.ts';
 import { Limiter } from '../serve/limiter.ts';
+import { formatMemoryEstimate, serveMemoryEstimate } from '../serve/memory.ts';
 import { listenGateway } from '../serve/openai-server.ts';
 import { mountStudio } from '../studio/app.ts';
 import { parsePort } from './studio.ts';
@@ -60,28 +59,6 @@ export function resolveServeConfig(
   return { config: validateConfig(serveSchema, raw, target), baseDir: process.cwd() };
 }
 
-/** Weight bytes on disk per local model: the resident-memory floor once loaded (fp32 weights load as stored). */
-export function memoryEstimate(config: ServeConfig, baseDir: string): { name: string; bytes: number }[] {
-  return config.models.map((m) => {
-    if (m.backend === 'upstream') return { name: m.name, bytes: 0 };
-    const dirs = m.backend === 'local' ? [m.path, ...Object.values(m.adapters)] : [m.path];
-    let bytes = 0;
-    for (const d of dirs) {
-      const p = resolve(baseDir, d);
-      try {
-        const st = statSync(p);
-        if (st.isFile()) bytes += st.size;
-        else
-          for (const f of readdirSync(p))
-            if (/\.(safetensors|bin|onnx|gguf)$/.test(f)) bytes += statSync(resolve(p, f)).size;
-      } catch {
-        throw new LoomError('INPUT_NOT_FOUND', `model "${m.name}": ${p} does not exist`, { field: 'path' });
-      }
-    }
-    return { name: m.name, bytes };
-  });
-}
-
 /** Opens every configured model, builds the gateway and listens. The quickstart and tests call this directly. */
 export async function startServe(target: string, opts: ServeStartOptions = {}): Promise<RunningServer> {
   const { config, baseDir } = resolveServeConfig(target, opts.overrides);
@@ -123,6 +100,10 @@ export async function startServe(target: string, opts: ServeStartOptions = {}): 
       onLog: log ? (e) => log.append(e) : undefined,
       ...auth,
     });
+    for (const e of serveMemoryEstimate(config, baseDir)) {
+      gateway.metrics.modelMemory.set({ model: e.name, part: 'weights' }, e.weightBytes);
+      gateway.metrics.modelMemory.set({ model: e.name, part: 'kv_cache' }, e.kvBytes);
+    }
     const unmount = opts.mount?.(gateway);
     const url = await listenGateway(gateway, host, port);
     const gw = gateway;
@@ -177,9 +158,7 @@ export function registerServe(program: Command): void {
       const port = parsePort(o.port);
       if (o.dryRun) {
         const { config, baseDir } = resolveServeConfig(target, overrides);
-        for (const m of memoryEstimate(config, baseDir)) {
-          process.stdout.write(`${m.name}\t${(m.bytes / 1048576).toFixed(1)} MiB weights\n`);
-        }
+        process.stdout.write(formatMemoryEstimate(serveMemoryEstimate(config, baseDir)));
         return;
       }
       const mount = o.studio

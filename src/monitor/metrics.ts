@@ -4,6 +4,7 @@
  * servers in one process (tests, the quickstart) never clash on the global default registry.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { registerGpuMetrics } from './gpu.ts';
 
 const LATENCY = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -68,9 +69,32 @@ export class ServeMetrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  /** serve.yaml's models as `loom serve --dry-run` estimates them (set once at start). */
+  readonly modelMemory = new Gauge({
+    name: 'loom_model_memory_estimate_bytes',
+    help: 'Estimated resident memory per model: part=weights (on disk) or kv_cache (concurrency x context, fp32)',
+    labelNames: ['model', 'part'] as const,
+    registers: [this.registry],
+  });
+
+  /** Whether loom_gpu_* gauges exist (nvidia-smi answered at start). */
+  readonly gpu: boolean;
+
+  constructor(opts: { nvidiaSmi?: string | false } = {}) {
     // process RSS/heap, event-loop lag, GC: prom-client's defaults, under the loom_ prefix.
     collectDefaultMetrics({ register: this.registry, prefix: 'loom_' });
+    // ONNX Runtime sessions and arenas, KV caches and the engine workers' own heaps live outside the main V8 heap;
+    // onnxruntime-node reports no allocator statistics, so this is their measured share of RSS.
+    new Gauge({
+      name: 'loom_native_memory_bytes',
+      help: 'Resident memory outside the main thread V8 heap (RSS - heapTotal): ONNX Runtime, engine workers, KV caches',
+      registers: [this.registry],
+      collect() {
+        const m = process.memoryUsage();
+        this.set(Math.max(0, m.rss - m.heapTotal));
+      },
+    });
+    this.gpu = opts.nvidiaSmi === false ? false : registerGpuMetrics(this.registry, { command: opts.nvidiaSmi });
     // These three are gauges named *_total, which `promtool check metrics` rejects; the handle counts they
     // carry are not worth a lint failure in every scrape pipeline.
     for (const n of ['active_handles_total', 'active_requests_total', 'active_resources_total']) {
