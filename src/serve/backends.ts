@@ -88,18 +88,23 @@ export function refuseUnsupported(
     );
 }
 
+/** The request's chat turns; a plain completion (prompt only) is refused for chat-only backends. */
+function chatMessages(what: string, req: GenerateRequest): Message[] {
+  if (req.messages) return req.messages;
+  throw new ApiError(
+    400,
+    `${what} serves chat completions only`,
+    'invalid_request_error',
+    'model',
+    'unsupported_endpoint',
+  );
+}
+
 /** A whole-reply chat over any ChatModel: refuses plain completions, hands the reply to a stream as one delta. */
 async function chatOnly(what: string, model: ChatModel, req: GenerateRequest): Promise<ChatResult> {
   refuseUnsupported(what, req);
-  if (!req.messages)
-    throw new ApiError(
-      400,
-      `${what} serves chat completions only`,
-      'invalid_request_error',
-      'model',
-      'unsupported_endpoint',
-    );
-  const r = await model.chat(req.messages, req.settings, req.signal);
+  const messages = chatMessages(what, req);
+  const r = await model.chat(messages, req.settings, req.signal);
   if (r.text) req.onText?.(r.text);
   return r;
 }
@@ -207,20 +212,13 @@ export class UpstreamBackend implements ServedModel {
   generate(req: GenerateRequest): Promise<ChatResult> {
     const what = `model "${this.name}" (upstream)`;
     refuseUnsupported(what, req, { json_object: true, json_schema: true });
-    if (!req.messages)
-      throw new ApiError(
-        400,
-        `${what} serves chat completions only`,
-        'invalid_request_error',
-        'model',
-        'unsupported_endpoint',
-      );
+    const messages = chatMessages(what, req);
     // Always streamed from the upstream: deltas pass through as they arrive (and TTFT is measured for JSON replies
     // too); response_format goes to the provider as sent.
     const f = req.responseFormat;
     const response_format =
       f?.type === 'json_schema' ? { type: 'json_schema', json_schema: { name: f.name, schema: f.schema } } : f;
-    return this.model.complete(req.messages, req.settings, {
+    return this.model.complete(messages, req.settings, {
       signal: req.signal,
       onText: (d) => req.onText?.(d),
       extraBody: response_format ? { response_format } : undefined,
