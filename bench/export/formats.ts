@@ -9,7 +9,7 @@
  * Usage: npx tsx bench/export/formats.ts [threads] [--layers N] [--prompt N] [--new N]
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -24,7 +24,12 @@ const promptLen = opt('--prompt', 128);
 const newTokens = opt('--new', 64);
 const side = process.env.LOOM_BENCH_SIDE;
 const prompt = (V: number): number[] => Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % V);
-const rssMb = (): number => Math.round(process.resourceUsage().maxRSS / 1024);
+// VmHWM: the peak RSS of this process's own address space. ru_maxrss (process.resourceUsage) is not usable in a
+// child: Linux carries the parent's high-water mark across fork + exec, so every child reported the parent's peak.
+const rssMb = (): number => {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : Math.round(process.resourceUsage().maxRSS / 1024);
+};
 
 const REPEATS = 3;
 /** The fastest of REPEATS runs, prefill and decode each: on a shared machine the best run is the least disturbed. */
