@@ -53,13 +53,13 @@ function readJsonFile(path: string): Record<string, unknown> | undefined {
 
 /**
  * The Hub id a base model folder came from: what `loom pull` recorded (.loom-pull.json), else config.json's
- * `_name_or_path` when it is a Hub id and the folder is not a Loom run's output (a merged/ or model/ folder keeps its
- * base's config.json, but its weights are no longer the Hub's).
+ * `_name_or_path` when it is a Hub id; never for a Loom run's output (a merged/ or model/ folder keeps its base's
+ * config.json, but its weights are no longer the Hub's).
  */
 export function hubIdOf(baseDir: string): string | undefined {
+  if (existsSync(join(baseDir, '..', 'lineage.json'))) return undefined;
   const pulled = readJsonFile(join(baseDir, '.loom-pull.json'))?.repo;
   if (typeof pulled === 'string' && HUB_ID.test(pulled)) return pulled;
-  if (existsSync(join(baseDir, '..', 'lineage.json'))) return undefined;
   const named = readJsonFile(join(baseDir, 'config.json'))?._name_or_path;
   if (typeof named !== 'string' || !HUB_ID.test(named) || named.startsWith('.') || existsSync(named)) return undefined;
   return named;
@@ -306,7 +306,9 @@ export function writeMergedModel(baseDir: string, outDir: string, weights: Map<s
   mkdirSync(outDir, { recursive: true });
   const files: string[] = [];
   for (const f of readdirSync(baseDir)) {
+    // .loom-pull.json says the files came from the Hub as they are: no longer true of trained weights
     if (f.endsWith('.safetensors') || f === 'model.safetensors.index.json' || f.endsWith('.bin')) continue;
+    if (f === '.loom-pull.json') continue;
     if (/\.(json|txt|model|jinja|py)$/.test(f)) {
       copyFileSync(join(baseDir, f), join(outDir, f));
       files.push(join(outDir, f));

@@ -8,7 +8,7 @@ import { after, test } from 'node:test';
 import { exportModel } from '../../src/export/export.ts';
 import { openExportSource } from '../../src/export/source.ts';
 import { createModelFolder } from '../../src/models/folder.ts';
-import { mergeLoraInto, readPeftAdapter } from '../../src/models/peft.ts';
+import { hubIdOf, mergeLoraInto, peftBaseName, readPeftAdapter } from '../../src/models/peft.ts';
 import type { Float32Named } from '../../src/models/safetensors.ts';
 import { importAdapter } from '../../src/train/adapter-import.ts';
 import { runTraining } from '../../src/train/trainer.ts';
@@ -71,6 +71,11 @@ test('a base pulled from the Hub (or whose config.json _name_or_path is a Hub id
   writeFileSync(join(dir, 'named', 'config.json'), JSON.stringify({ ...c, _name_or_path: 'acme/other-model' }));
   await train({ output_dir: 'hub2', model: 'named' });
   assert.equal(adapterConfig('hub2').base_model_name_or_path, 'acme/other-model');
+
+  // a Loom run's merged folder of a pulled base is no longer the Hub model: named by relative path
+  cpSync(join(dir, 'pulled'), join(dir, 'hub', 'merged'), { recursive: true }); // as if written by --merge
+  assert.equal(hubIdOf(join(dir, 'hub', 'merged')), undefined);
+  assert.equal(peftBaseName(join(dir, 'x', 'adapter'), join(dir, 'hub', 'merged')), '../../hub/merged');
 });
 
 test('after moving the project, export and adapter import find the base through the relative path', async () => {
