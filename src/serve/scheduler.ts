@@ -1,9 +1,9 @@
 /**
  * Continuous batching for the local backend: every request generating on a model shares one batched decode step
  * (generate/batch.ts DecodeBatch, KV cache resident in the engine worker). Between steps finished, cancelled and
- * timed-out requests leave the batch and waiting ones join it: newcomers are prefilled together in one run (up to
- * `maxPrefillTokens` of padded prompt), then the next decode step runs for everyone, so a long prompt delays the
- * running streams by one prefill, not by its whole generation.
+ * timed-out requests leave the batch and waiting ones join it: newcomers are prefilled (up to `maxPrefillTokens`
+ * prompt tokens; prompts of similar length share a run), then the next decode step runs for everyone, so a long
+ * prompt delays the running streams by one prefill, not by its whole generation.
  *
  * The bounded queue in front (429 + Retry-After) is the model's Limiter (serve/limiter.ts) with
  * concurrency = maxBatch: the scheduler only ever holds requests that already own a slot. Cancellation is the
@@ -37,7 +37,7 @@ import { Sampler } from '../generate/sampling.ts';
 export interface SchedulerOptions {
   /** Sequences decoding at once. */
   maxBatch: number;
-  /** Padded prompt tokens prefilled between two decode steps (at least one request always joins). Default 2048. */
+  /** Prompt tokens prefilled between two decode steps (at least one request always joins). Default 2048. */
   maxPrefillTokens?: number;
   /** Called after each decode step with the number of rows it ran (metrics: running batch size). */
   onStep?: (rows: number) => void;
@@ -167,34 +167,48 @@ export class BatchScheduler {
     }
   }
 
+  /**
+   * Newcomers join between two decode steps, up to `maxPrefillTokens` prompt tokens (at least one request). Prefill
+   * is compute-bound, so left padding is real work: prompts share one run only while padding stays under a quarter
+   * of it; each group's first tokens go out as soon as its run ends.
+   */
   private async admit(): Promise<void> {
     const free = this.opts.maxBatch - this.active.size;
     const budget = this.opts.maxPrefillTokens ?? 2048;
     const take: Job[] = [];
-    let longest = 0;
+    let tokens = 0;
     while (take.length < free && this.waiting.length > 0) {
-      const next = this.waiting[0]!;
-      const L = Math.max(longest, next.prompt.length);
-      if (take.length > 0 && L * (take.length + 1) > budget) break; // one left-padded prefill of them all
+      const n = this.waiting[0]!.prompt.length;
+      if (take.length > 0 && tokens + n > budget) break;
       take.push(this.waiting.shift()!);
-      longest = L;
+      tokens += n;
     }
-    if (take.length === 0) return;
-    const logits = take.some((j) => !j.greedy);
+    const groups: Job[][] = [];
+    for (const job of take) {
+      const g = groups.at(-1);
+      const lens = [...(g ?? []), job].map((j) => j.prompt.length);
+      const padded = Math.max(...lens) * lens.length;
+      if (g && padded - lens.reduce((a, b) => a + b, 0) <= padded / 4) g.push(job);
+      else groups.push([job]);
+    }
+    for (const group of groups) await this.prefill(group);
+  }
+
+  private async prefill(group: Job[]): Promise<void> {
     let out: Awaited<ReturnType<DecodeBatch['join']>>;
     try {
       out = await this.batch.join(
-        take.map((j) => j.prompt),
-        { logits },
+        group.map((j) => j.prompt),
+        { logits: group.some((j) => !j.greedy) },
       );
     } catch (e) {
-      for (const job of take) job.reject(e);
+      for (const job of group) job.reject(e);
       return;
     }
     const V = this.lm.config.vocabSize;
     out.ids.forEach((row, i) => {
-      this.active.set(row, take[i]!);
-      this.accept(row, take[i]!, out.next[i]!, out.logits?.subarray(i * V, (i + 1) * V));
+      this.active.set(row, group[i]!);
+      this.accept(row, group[i]!, out.next[i]!, out.logits?.subarray(i * V, (i + 1) * V));
     });
   }
 
