@@ -11,6 +11,7 @@ import { mergedFolderFor } from '../eval/suite/models.ts';
 import { LocalChatModel } from '../generate/chat-model.ts';
 import { generateText } from '../generate/generate.ts';
 import { OpenAICompatibleModel } from '../providers/openai-compatible.ts';
+import { refuseUnsupported } from './capabilities.ts';
 import { jsonObjectHook } from './json-mode.ts';
 import type { Limiter } from './limiter.ts';
 import { combineHooks, logprobHook, type TokenLogprob } from './logprobs.ts';
@@ -59,33 +60,6 @@ export class ChatModelBackend implements ServedModel {
     return chatOnly(`model "${this.name}"`, this.model, req);
   }
   async close(): Promise<void> {}
-}
-
-/** Refuses what a backend cannot honour (400 unsupported_parameter) instead of silently ignoring it. */
-export function refuseUnsupported(
-  what: string,
-  req: GenerateRequest,
-  can: { json_object?: boolean; json_schema?: boolean; logprobs?: boolean } = {},
-): void {
-  const f = req.responseFormat?.type;
-  if (f && !can[f])
-    throw new ApiError(
-      400,
-      f === 'json_schema'
-        ? `${what} does not support response_format json_schema (gguf models do; json_object is constrained on local models)`
-        : `${what} does not support response_format ${f}`,
-      'invalid_request_error',
-      'response_format',
-      'unsupported_parameter',
-    );
-  if (req.logprobs !== undefined && !can.logprobs)
-    throw new ApiError(
-      400,
-      `${what} does not return logprobs`,
-      'invalid_request_error',
-      'logprobs',
-      'unsupported_parameter',
-    );
 }
 
 /** The request's chat turns; a plain completion (prompt only) is refused for chat-only backends. */

@@ -22,7 +22,8 @@ import type {
 import type { ServeModelConfig } from '../config/serve.ts';
 import { LoomError } from '../core/errors.ts';
 import type { ChatResult, Message } from '../core/types.ts';
-import { type GenerateRequest, refuseUnsupported, type ServedModel } from './backends.ts';
+import type { GenerateRequest, ServedModel } from './backends.ts';
+import { refuseUnsupported } from './capabilities.ts';
 import type { Limiter } from './limiter.ts';
 import { ApiError } from './protocol.ts';
 

@@ -11,7 +11,8 @@ import OpenAI from 'openai';
 import { type RunningServer, startServe } from '../../src/cli/serve.ts';
 
 const WORDS = ['one ', 'two ', 'three'];
-const GAP_MS = 40;
+// Wide enough that a loaded 2-core machine cannot merge the deltas by accident (the check is first-to-last >= GAP).
+const GAP_MS = 150;
 let work: string;
 let fake: FastifyInstance;
 let server: RunningServer;
