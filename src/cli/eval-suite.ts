@@ -67,6 +67,17 @@ Example:
           for (const e of t.errors.slice(0, 3)) process.stderr.write(`${t.task} ${t.model}: ${e}\n`);
           if (t.errors.length > 3) process.stderr.write(`${t.task} ${t.model}: … ${t.errors.length - 3} more\n`);
         }
+        // Cost beside latency per model: the prompt-only (hosted) vs fine-tuned (local) trade-off in one place.
+        for (const [id, u] of Object.entries(result.usage)) {
+          if (!u.requests) continue;
+          const cost =
+            u.costPer1kRequestsUsd !== undefined
+              ? `$${u.costPer1kRequestsUsd.toFixed(4)} per 1,000 requests`
+              : 'no price';
+          process.stdout.write(
+            `model ${id}\t${u.requests} requests\t${cost}\tmean latency ${fmt(u.meanLatencyMs ?? Number.NaN, 1)} ms\n`,
+          );
+        }
         process.stdout.write(`results: ${join(dir, 'results.json')}\nreport:  ${join(dir, 'report.html')}\n`);
         for (const m of result.models.filter((x) => x.unreachable))
           process.stderr.write(`${m.id}: endpoint unreachable (its tasks were not run): ${m.unreachable}\n`);

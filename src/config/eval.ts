@@ -41,6 +41,9 @@ export const promptSchema = z
   .strict();
 export type PromptSpec = z.infer<typeof promptSchema>;
 
+/** A prompt file in the project, `prompts/<name>.yaml` or `prompts/<name>.yaml@<version>` (src/config/prompt.ts). */
+export const PROMPT_REF = /^(.+\.ya?ml)(?:@([\w.-]+))?$/;
+
 export const generationSchema = z
   .object({
     max_new_tokens: z.number().int().positive().default(128),
@@ -161,7 +164,15 @@ export const suiteSchema = z
   .object({
     name: z.string().min(1),
     models: z.array(modelSpecSchema).min(1),
-    prompts: z.array(promptSchema).default([{ id: 'default', version: 1, few_shot: [] }]),
+    /** Inline prompts, or prompt files (`prompts/faq.yaml@2`) the runner loads relative to the suite. */
+    prompts: z
+      .array(
+        z.union([
+          promptSchema,
+          z.string().regex(PROMPT_REF, 'a prompt file reference: prompts/<name>.yaml or prompts/<name>.yaml@<version>'),
+        ]),
+      )
+      .default([{ id: 'default', version: 1, few_shot: [] }]),
     generation: generationSchema,
     tasks: z.array(taskSchema).min(1),
     /** Model id that scores `judge` assertions. */

@@ -5,11 +5,13 @@
  *     - { name: support, backend: local, path: runs/base, adapters: { faq: runs/sft-1 } }
  *     - { name: gpt, backend: upstream, provider: openai, model: gpt-4o-mini, fallback: [qwen] }
  *     - { name: qwen, backend: upstream, provider: dashscope, model: qwen-plus, timeout_ms: 30000, retries: 2 }
+ *     - { name: faq, backend: upstream, provider: dashscope, model: qwen-turbo, prompt: prompts/faq.yaml@2 }
  *   guard:                      # src/config/guard.ts; absent = no guard. `routes` is keyed by model name.
  *     actions: { harmful: block }
  *     routes: { gpt: { pii: { action: flag } } }
  */
 import { z } from 'zod';
+import { PROMPT_REF } from './eval.ts';
 import { guardConfig } from './guard.ts';
 import { type LoadedConfig, loadConfig } from './load.ts';
 
@@ -19,6 +21,15 @@ const name = z
   .string()
   .regex(SERVE_NAME, 'must be 1-64 letters, digits, "_", "-" or "." and start with a letter or digit');
 
+/**
+ * A prompt file applied to every chat this model serves (`prompts/faq.yaml@2`, relative to serve.yaml): its system
+ * text replaces the client's, its few-shot turns come next (src/config/prompt.ts).
+ */
+const promptRef = z
+  .string()
+  .regex(PROMPT_REF, 'a prompt file reference: prompts/<name>.yaml or prompts/<name>.yaml@<version>')
+  .optional();
+
 const local = z
   .object({
     name,
@@ -27,6 +38,7 @@ const local = z
     /** Adapter name → a PEFT LoRA folder (merged into the base once) or a full model folder. */
     adapters: z.record(name, z.string().min(1)).default({}),
     template: z.string().optional(),
+    prompt: promptRef,
     threads: z.number().int().min(1).optional(),
     /** Sequences decoding together in one batched step (continuous batching); more wait in the queue. */
     concurrency: z.number().int().min(1).max(64).default(8),
@@ -40,6 +52,7 @@ const upstream = z
     provider: z.string().optional(),
     base_url: z.string().url().optional(),
     model: z.string().min(1),
+    prompt: promptRef,
     api_key_env: z.string().optional(),
     timeout_ms: z.number().int().min(1).default(60_000),
     retries: z.number().int().min(0).max(10).default(2),
@@ -59,6 +72,7 @@ const gguf = z
     backend: z.literal('gguf'),
     /** A .gguf file (relative to serve.yaml), e.g. made by `loom export --format gguf`. */
     path: z.string().min(1),
+    prompt: promptRef,
     threads: z.number().int().min(1).optional(),
     /** llama.cpp context per sequence; default: the model's trained context, at most 4096. */
     context_size: z.number().int().min(16).optional(),

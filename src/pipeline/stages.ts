@@ -1,11 +1,13 @@
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadConfig } from '../config/load.ts';
+import { loadPromptRef } from '../config/prompt.ts';
 import { loadServeConfig } from '../config/serve.ts';
 import { trainConfigSchema } from '../config/train.ts';
 import { writeJsonAtomic } from '../core/atomic.ts';
 import { LoomError } from '../core/errors.ts';
 import { runDataPipeline } from '../data/pipeline.ts';
+import { promptKey } from '../eval/suite/prompts.ts';
 import { runSuite } from '../eval/suite/runner.ts';
 import { exportArtefact, normalizeDtype } from '../export/export.ts';
 import type { Registry } from '../registry/db.ts';
@@ -143,12 +145,38 @@ export async function runExportStage(ctx: StageContext, s: NonNullable<StageConf
 export async function runServeStage(ctx: StageContext, s: NonNullable<StageConfigs['serve']>): Promise<StageOutcome> {
   const l = loadServeConfig(at(ctx, s.config));
   const models: ServedModel[] = [];
+  // Every model's prompt file is loaded, hosted ones too: a bad reference fails here, not on the first request.
+  const prompts = l.config.models.flatMap((m) => {
+    if (!m.prompt) return [];
+    const p = loadPromptRef(m.prompt, l.baseDir).spec;
+    return [`${m.name}: prompt ${promptKey(p)} (${p.few_shot.length} few-shot)`];
+  });
   try {
     for (const m of l.config.models) {
       if (m.backend !== 'local') continue; // the smoke test stays offline: hosted models are not called here
       models.push(await openBackend(m, l.baseDir, new Limiter(1, 4)));
     }
-    if (models.length === 0) return { summary: `${s.config}: no local model to smoke-test (hosted models only)` };
+    const record = (smoke: unknown) => {
+      mkdirSync(at(ctx, 'out/serve'), { recursive: true });
+      writeJsonAtomic(join(at(ctx, 'out/serve'), 'endpoint.json'), {
+        config: at(ctx, s.config),
+        models: l.config.models.map((m) => ({
+          name: m.name,
+          backend: m.backend,
+          path: 'path' in m ? m.path : undefined,
+          prompt: m.prompt,
+          model: 'model' in m ? m.model : undefined,
+        })),
+        smoke,
+      });
+    };
+    if (models.length === 0) {
+      // The endpoint record still names the hosted models and their prompt versions (lineage), without a smoke reply.
+      record(null);
+      return {
+        summary: [`${s.config}: no local model to smoke-test (hosted models only)`, ...prompts].join('\n'),
+      };
+    }
     const gw = buildGateway({ models, logLevel: 'silent' });
     const url = await listenGateway(gw, '127.0.0.1', 0);
     try {
@@ -172,19 +200,12 @@ export async function runServeStage(ctx: StageContext, s: NonNullable<StageConfi
         });
       }
       const reply = body.choices?.[0]?.message?.content ?? '';
-      const dir = at(ctx, 'out/serve');
-      mkdirSync(dir, { recursive: true });
-      writeJsonAtomic(join(dir, 'endpoint.json'), {
-        config: at(ctx, s.config),
-        models: l.config.models.map((m) => ({
-          name: m.name,
-          backend: m.backend,
-          path: 'path' in m ? m.path : undefined,
-        })),
-        smoke: { model, prompt: s.prompt, reply, latency_ms: Math.round(ms) },
-      });
+      record({ model, prompt: s.prompt, reply, latency_ms: Math.round(ms) });
       return {
-        summary: `${s.config}: started on ${url}, one chat to "${model}" in ${ms.toFixed(0)} ms: ${JSON.stringify(reply.slice(0, 80))}; stopped (keep it running with --serve)`,
+        summary: [
+          `${s.config}: started on ${url}, one chat to "${model}" in ${ms.toFixed(0)} ms: ${JSON.stringify(reply.slice(0, 80))}; stopped (keep it running with --serve)`,
+          ...prompts,
+        ].join('\n'),
       };
     } finally {
       await gw.drain();

@@ -269,7 +269,8 @@ split: { train: 0.8, validation: 0.1, test: 0.1, seed: 42 }
 `,
   };
   files['prompts/default.yaml'] = {
-    text: `# A versioned prompt template with few-shot examples (see docs/projects.md). Bump version when you edit it.
+    text: `# A versioned prompt template with few-shot examples (see docs/projects.md). Bump version when you edit it;
+# serve.yaml and eval.yaml pin it as prompts/default.yaml@1. Keep old versions under versions: [...] if you like.
 id: ${name}
 version: 1
 system: ${q(s.system)}
@@ -334,7 +335,12 @@ name: ${name}
 models:
 ${models}
 prompts:
-  - { id: default, version: 1, system: ${q(s.system)} }
+${
+  opts.noTrain
+    ? '  - prompts/default.yaml@1   # the few-shot prompt file, the same one serve.yaml applies'
+    : `  - { id: default, version: 1, system: ${q(s.system)} }
+  # - prompts/default.yaml@1   # add the prompt-only variant: every model also answers with the few-shot prompt`
+}
 generation: { max_new_tokens: 32, temperature: 0, seed: 0 }
 tasks:
   - { id: test, kind: generation, dataset: out/data/test.jsonl, metrics: ${s.metrics}, tokenize: auto }
@@ -348,7 +354,7 @@ bootstrap: { samples: 200, seed: 12345 }
       ? `# Prompt-only: serve a hosted model (or any local model folder) with prompts/default.yaml (see docs/serve.md).
 port: 8000
 models:
-  - { name: model, backend: upstream, provider: dashscope, model: qwen-plus }
+  - { name: model, backend: upstream, provider: dashscope, model: qwen-plus, prompt: prompts/default.yaml@1 }
 `
       : `# The exported model (out/export, written by the pipeline's export stage) behind the OpenAI-compatible API.
 port: 8000
@@ -358,7 +364,7 @@ models:
   };
   const stages = opts.noTrain
     ? `  data: { config: data.yaml }
-  serve: { config: serve.yaml, prompt: ${q(s.smoke)} }`
+  serve: { config: serve.yaml, prompt: ${q(s.smoke)}, inputs: [prompts] }`
     : `  data: { config: data.yaml }
   train: { pretrain: pretrain.yaml, config: train.yaml }
   eval: { config: eval.yaml }

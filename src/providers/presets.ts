@@ -59,22 +59,58 @@ export const providerPresets: Record<string, ProviderPreset> = {
   },
 };
 
-/**
- * USD per million tokens. Illustrative list prices at the time of writing; providers change them, so users
- * override or extend this table in their suite (`prices:`) or a YAML file (`prices_file:`).
- */
+/** USD per million input and output tokens. */
 export interface Price {
   input: number;
   output: number;
 }
 
-export const defaultPrices: Record<string, Price> = {
-  'openai:gpt-4o-mini': { input: 0.15, output: 0.6 },
-  'openai:gpt-4o': { input: 2.5, output: 10 },
-  'deepseek:deepseek-chat': { input: 0.27, output: 1.1 },
-  'dashscope:qwen-plus': { input: 0.4, output: 1.2 },
-  'dashscope:qwen-turbo': { input: 0.05, output: 0.2 },
+/** A list price with where it was read and the date it took effect, so a report can say how old its cost is. */
+export interface PriceEntry extends Price {
+  source: string;
+  asOf: string;
+}
+
+/**
+ * Provider list prices (standard tier, no cache discount, no batch discount), USD per million tokens, keyed
+ * `provider:model` as eval model ids are. They were taken from the providers' published pricing pages on the
+ * dates given; this build runs offline and did not re-check them, and providers change prices, so a suite
+ * overrides or extends them with `prices:` or `prices_file:` (docs/eval.md). DashScope's China-region prices are
+ * in CNY on its page; the `dashscope:` rows use the international (USD) list price of the same model.
+ */
+export const PRICE_TABLE: Record<string, PriceEntry> = {
+  'openai:gpt-4o-mini': { input: 0.15, output: 0.6, source: 'https://openai.com/api/pricing/', asOf: '2024-07-18' },
+  'openai:gpt-4o': { input: 2.5, output: 10, source: 'https://openai.com/api/pricing/', asOf: '2024-10-02' },
+  'deepseek:deepseek-chat': {
+    input: 0.27,
+    output: 1.1,
+    source: 'https://api-docs.deepseek.com/quick_start/pricing',
+    asOf: '2025-02-09',
+  },
+  'dashscope:qwen-plus': {
+    input: 0.4,
+    output: 1.2,
+    source: 'https://www.alibabacloud.com/help/en/model-studio/models',
+    asOf: '2025-01-01',
+  },
+  'dashscope-intl:qwen-plus': {
+    input: 0.4,
+    output: 1.2,
+    source: 'https://www.alibabacloud.com/help/en/model-studio/models',
+    asOf: '2025-01-01',
+  },
+  'dashscope:qwen-turbo': {
+    input: 0.05,
+    output: 0.2,
+    source: 'https://www.alibabacloud.com/help/en/model-studio/models',
+    asOf: '2025-01-01',
+  },
 };
+
+/** The prices alone (what costOf reads); a suite's `prices` are merged over these. */
+export const defaultPrices: Record<string, Price> = Object.fromEntries(
+  Object.entries(PRICE_TABLE).map(([k, { input, output }]) => [k, { input, output }]),
+);
 
 export function costOf(
   modelId: string,

@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
+import { loadPromptRef } from '../config/prompt.ts';
 import type { ServeModelConfig } from '../config/serve.ts';
 import type { ChatModel, ChatResult, GenerationSettings, Message } from '../core/types.ts';
 import { mergedFolderFor } from '../eval/suite/models.ts';
@@ -15,6 +16,7 @@ import { refuseUnsupported } from './capabilities.ts';
 import { jsonObjectHook } from './json-mode.ts';
 import type { Limiter } from './limiter.ts';
 import { combineHooks, logprobHook, type TokenLogprob } from './logprobs.ts';
+import { PromptedBackend } from './prompted.ts';
 import { ApiError } from './protocol.ts';
 import { BatchScheduler } from './scheduler.ts';
 
@@ -202,6 +204,13 @@ export class UpstreamBackend implements ServedModel {
 }
 
 export async function openBackend(cfg: ServeModelConfig, baseDir: string, limiter: Limiter): Promise<ServedModel> {
+  // The prompt file is read first: a bad reference fails before a model is loaded.
+  const prompt = cfg.prompt ? loadPromptRef(cfg.prompt, baseDir).spec : undefined;
+  const m = await openRawBackend(cfg, baseDir, limiter);
+  return prompt ? new PromptedBackend(m, prompt) : m;
+}
+
+async function openRawBackend(cfg: ServeModelConfig, baseDir: string, limiter: Limiter): Promise<ServedModel> {
   if (cfg.backend === 'local') return LocalBackend.open(cfg, baseDir, limiter);
   if (cfg.backend === 'upstream') return new UpstreamBackend(cfg);
   const { GgufBackend } = await import('./gguf-backend.ts');

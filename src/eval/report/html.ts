@@ -143,25 +143,32 @@ function conversationView(c: ConversationResult): string {
   return `${h}</table></details>`;
 }
 
+/** Requests, cost per 1,000 requests and mean latency: the prompt-only vs fine-tuned comparison's cost columns. */
+function perRequestCells(u: RunResult['usage'][string] | undefined): string {
+  const cost = u?.costPer1kRequestsUsd;
+  const ms = u?.meanLatencyMs;
+  return `<td>${u?.requests ?? 0}</td><td>${cost !== undefined ? cost.toFixed(4) : '–'}</td><td>${ms !== undefined ? ms.toFixed(1) : '–'}</td>`;
+}
+
 export function renderRunReport(run: RunResult): string {
   let body = `<h1>Evaluation: ${esc(run.suite)}</h1><p class="muted">run ${esc(run.runId)} · started ${esc(run.started)}${
     run.finished ? ` · finished ${esc(run.finished)}` : ' · <b>partial run</b>'
   } · config ${esc(run.configHash)} · cache ${run.cache.hits} hits / ${run.cache.misses} misses</p>`;
   body +=
-    '<h2>Models</h2><table><tr><th>id</th><th>model</th><th>kind</th><th>path / adapter</th><th>tokens in/out</th><th>cost (USD)</th></tr>';
+    '<h2>Models</h2><p class="muted">Hosted models: cost per 1,000 requests from the price table (src/providers/presets.ts, or the suite\'s prices); every model: mean latency of the requests it answered in this run (cache hits excluded).</p><table><tr><th>id</th><th>model</th><th>kind</th><th>path / adapter</th><th>tokens in/out</th><th>cost (USD)</th><th>requests</th><th>cost / 1,000 requests (USD)</th><th>mean latency (ms)</th></tr>';
   for (const m of run.models) {
     const u = run.usage[m.id];
     body += `<tr><td>${esc(m.id)}</td><td>${esc(m.modelId)}</td><td>${esc(m.kind)}${
       m.unreachable ? ` <span class="err">${UNREACHABLE}</span>` : ''
     }</td><td>${esc([m.path, m.adapter].filter(Boolean).join(' + '))}</td><td>${u ? `${u.promptTokens} / ${u.completionTokens}` : '0 / 0 (cached)'}</td><td>${
       u?.costUsd !== undefined ? u.costUsd.toFixed(4) : '–'
-    }</td></tr>`;
+    }</td>${perRequestCells(u)}</tr>`;
   }
   for (const [id, u] of Object.entries(run.usage)) {
     if (run.models.some((m) => m.id === id)) continue;
     body += `<tr><td>${esc(id)}</td><td>${esc(u.modelId)}</td><td class="muted">judge / user simulator</td><td></td><td>${
       u.promptTokens
-    } / ${u.completionTokens}</td><td>${u.costUsd !== undefined ? u.costUsd.toFixed(4) : '–'}</td></tr>`;
+    } / ${u.completionTokens}</td><td>${u.costUsd !== undefined ? u.costUsd.toFixed(4) : '–'}</td>${perRequestCells(u)}</tr>`;
   }
   body += '</table><h2>Summary</h2><p class="muted">95 % bootstrap confidence intervals in brackets.</p>';
   body += summaryTable(run);

@@ -24,7 +24,9 @@ export function renderPrompt(p: PromptSpec, context: Message[], vars: Record<str
   if (p.user) {
     let rendered: string;
     try {
-      rendered = new Template(p.user).render(vars);
+      // `input` is the last user turn unless the row names one: serve and eval fill a prompt file the same way.
+      const input = context.filter((m) => m.role === 'user').at(-1)?.content ?? '';
+      rendered = new Template(p.user).render({ input, ...vars });
     } catch (e) {
       throw new LoomError(
         'TEMPLATE',

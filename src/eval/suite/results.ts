@@ -51,6 +51,23 @@ export interface ModelUsage {
   promptTokens: number;
   completionTokens: number;
   costUsd?: number;
+  /** Calls that reached the model (cache hits excluded) and their summed wall time, for latency and cost/request. */
+  requests?: number;
+  seconds?: number;
+  /** costUsd spread over 1,000 such requests (hosted models with a price). */
+  costPer1kRequestsUsd?: number;
+  /** Mean seconds per request, in milliseconds. */
+  meanLatencyMs?: number;
+}
+
+/** Cost per 1,000 requests and mean latency from a usage record's totals (undefined when there is nothing to divide). */
+export function perRequest(u: ModelUsage): { costPer1kRequestsUsd?: number; meanLatencyMs?: number } {
+  const n = u.requests ?? 0;
+  if (n === 0) return {};
+  return {
+    ...(u.costUsd !== undefined ? { costPer1kRequestsUsd: (u.costUsd / n) * 1000 } : {}),
+    ...(u.seconds !== undefined ? { meanLatencyMs: (u.seconds / n) * 1000 } : {}),
+  };
 }
 
 export interface RunResult {

@@ -23,11 +23,12 @@ import { GenerationCache } from './cache.ts';
 
 const LETTERS = 'ABCDEFGHIJ'.split('');
 
+import { resolvePrompts } from '../../config/prompt.ts';
 import { extractLabel } from '../metrics/index.ts';
 import { loadClassificationItems, loadGenerationItems } from './datasets.ts';
 import { modelFingerprint, openModel, probeModel } from './models.ts';
 import { promptKey, renderPrompt } from './prompts.ts';
-import type { ExampleResult, RunResult, TaskRunResult } from './results.ts';
+import { type ExampleResult, perRequest, type RunResult, type TaskRunResult } from './results.ts';
 import { conversationSummary, scoreClassification, scoreGeneration } from './scoring.ts';
 
 export interface RunSuiteOptions {
@@ -84,10 +85,13 @@ function metered(model: ChatModel, key: string, usage: RunResult['usage']): Chat
   return {
     id: model.id,
     async chat(m, s, signal) {
+      const t0 = performance.now();
       const r = await model.chat(m, s, signal);
-      const u = (usage[key] ??= { modelId: model.id, promptTokens: 0, completionTokens: 0 });
+      const u = (usage[key] ??= { modelId: model.id, promptTokens: 0, completionTokens: 0, requests: 0, seconds: 0 });
       u.promptTokens += r.usage.promptTokens;
       u.completionTokens += r.usage.completionTokens;
+      u.requests = (u.requests ?? 0) + 1;
+      u.seconds = (u.seconds ?? 0) + (performance.now() - t0) / 1000;
       return r;
     },
     logLikelihood: model.logLikelihood?.bind(model),
@@ -126,7 +130,10 @@ function breaker(model: ChatModel, key: string, down: Map<string, string>): Chat
  * finished; rerunning it takes finished generations from the cache), then the HTML report is written.
  */
 export async function runSuite(path: string, opts: RunSuiteOptions = {}): Promise<{ result: RunResult; dir: string }> {
-  const { config, baseDir } = loadConfig(path, suiteSchema, opts.overrides ?? []);
+  const loaded = loadConfig(path, suiteSchema, opts.overrides ?? []);
+  const baseDir = loaded.baseDir;
+  // Prompt files are loaded here, before the config hash: editing prompts/faq.yaml is a new config.
+  const config = { ...loaded.config, prompts: resolvePrompts(loaded.config.prompts, baseDir) };
   const started = new Date();
   const runId = `${config.name}-${started.toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}`;
   const dir = resolve(opts.outDir ?? resolve(baseDir, config.out_dir), runId);
@@ -199,8 +206,10 @@ export async function runSuite(path: string, opts: RunSuiteOptions = {}): Promis
     ...config.prices,
   };
   const save = () => {
-    for (const u of Object.values(result.usage))
+    for (const u of Object.values(result.usage)) {
       u.costUsd = costOf(u.modelId, u.promptTokens, u.completionTokens, prices);
+      Object.assign(u, perRequest(u));
+    }
     writeJsonAtomic(join(dir, 'results.json'), result);
     writeFileAtomic(join(dir, 'report.html'), renderRunReport(result));
   };
