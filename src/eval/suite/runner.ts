@@ -99,6 +99,15 @@ function metered(model: ChatModel, key: string, usage: RunResult['usage']): Chat
   };
 }
 
+/** A task's result before anything ran. */
+function emptyTask(
+  task: SuiteConfig['tasks'][number],
+  model: string,
+  prompt: SuiteConfig['prompts'][number],
+): TaskRunResult {
+  return { task: task.id, kind: task.kind, model, prompt: promptKey(prompt), summary: {}, examples: [], errors: [] };
+}
+
 /**
  * Trips on the first request that never got an HTTP answer (after its own bounded retries): the model is then
  * marked unreachable and every later request fails at once instead of retrying item after item.
@@ -233,12 +242,7 @@ export async function runSuite(path: string, opts: RunSuiteOptions = {}): Promis
         for (const prompt of config.prompts) {
           for (const task of config.tasks) {
             result.tasks.push({
-              task: task.id,
-              kind: task.kind,
-              model: spec.id,
-              prompt: promptKey(prompt),
-              summary: {},
-              examples: [],
+              ...emptyTask(task, spec.id, prompt),
               errors: [`endpoint unreachable: ${down}`],
               unreachable: down,
             });
@@ -258,15 +262,7 @@ export async function runSuite(path: string, opts: RunSuiteOptions = {}): Promis
       });
       for (const prompt of config.prompts) {
         for (const task of config.tasks) {
-          const tr: TaskRunResult = {
-            task: task.id,
-            kind: task.kind,
-            model: spec.id,
-            prompt: promptKey(prompt),
-            summary: {},
-            examples: [],
-            errors: [],
-          };
+          const tr = emptyTask(task, spec.id, prompt);
           const label = `eval ${spec.id} ${promptKey(prompt)} ${task.id}`;
           // A conversation needs its simulated user and the judge too: n/a when either cannot be reached.
           const helpers =
