@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import {
   type ModelSpec,
+  type PromptSpec,
   priceTableSchema,
   type Scenario,
   type SuiteConfig,
@@ -100,11 +101,7 @@ function metered(model: ChatModel, key: string, usage: RunResult['usage']): Chat
 }
 
 /** A task's result before anything ran. */
-function emptyTask(
-  task: SuiteConfig['tasks'][number],
-  model: string,
-  prompt: SuiteConfig['prompts'][number],
-): TaskRunResult {
+function emptyTask(task: SuiteConfig['tasks'][number], model: string, prompt: PromptSpec): TaskRunResult {
   return { task: task.id, kind: task.kind, model, prompt: promptKey(prompt), summary: {}, examples: [], errors: [] };
 }
 
