@@ -4,20 +4,10 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, type Page } from 'playwright-core';
-import type { ChatModel } from '../../src/core/types.ts';
 import { buildGateway } from '../../src/serve/app.ts';
 import { ChatModelBackend } from '../../src/serve/backends.ts';
 import { listenGateway } from '../../src/serve/openai-server.ts';
-import { type RunningStudio, startStudio } from './fixture.ts';
-
-const echo: ChatModel = {
-  id: 'echo',
-  chat: async (m) => ({
-    text: `echo: ${m.at(-1)!.content}`,
-    usage: { promptTokens: 3, completionTokens: 2 },
-    finishReason: 'stop',
-  }),
-};
+import { echo, type RunningStudio, startStudio } from './fixture.ts';
 
 /**
  * Debian's Chromium, installed with apt-get when missing (an `apt-get update` first on a fresh machine), with a CJK

@@ -1,6 +1,7 @@
 import { appendFileSync, cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import type { ChatModel } from '../../src/core/types.ts';
 import { runDataPipeline } from '../../src/data/pipeline.ts';
 import { runSuite } from '../../src/eval/suite/runner.ts';
 import { buildStudio, listenStudio, type Studio } from '../../src/studio/app.ts';
@@ -96,3 +97,13 @@ export async function startStudio(): Promise<RunningStudio> {
     },
   };
 }
+
+/** A stand-in chat model for gateway tests (the Monitor and mount tests need traffic, not a real model). */
+export const echo: ChatModel = {
+  id: 'echo',
+  chat: async (m) => ({
+    text: `echo: ${m.at(-1)!.content}`,
+    usage: { promptTokens: 3, completionTokens: 2 },
+    finishReason: 'stop',
+  }),
+};

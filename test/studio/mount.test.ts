@@ -3,20 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { ChatModel } from '../../src/core/types.ts';
 import { buildGateway } from '../../src/serve/app.ts';
 import { ChatModelBackend } from '../../src/serve/backends.ts';
 import { listenGateway } from '../../src/serve/openai-server.ts';
 import { mountStudio } from '../../src/studio/app.ts';
-
-const echo: ChatModel = {
-  id: 'echo',
-  chat: async (m) => ({
-    text: `echo: ${m.at(-1)!.content}`,
-    usage: { promptTokens: 3, completionTokens: 2 },
-    finishReason: 'stop',
-  }),
-};
+import { echo } from './fixture.ts';
 
 test('serve --studio: the Studio under /studio uses the gateway models and metrics; the gateway routes still work', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'loom-studio-mount-'));
