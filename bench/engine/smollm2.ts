@@ -23,6 +23,7 @@ import {
 import { type LlamaConfig, presetConfig } from '../../src/models/config.ts';
 import { newModel } from '../../src/models/folder.ts';
 import { buildLlama, type LinearContext } from '../../src/models/llama.ts';
+import { peakRssMb } from '../peak-rss.ts';
 
 const threads = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 2);
 const quick = process.argv.includes('--quick');
@@ -265,4 +266,4 @@ try {
 } finally {
   await engine.close();
 }
-emit({ phase: 'memory', peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) });
+emit({ phase: 'memory', peak_rss_mb: peakRssMb() });

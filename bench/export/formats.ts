@@ -9,9 +9,10 @@
  * Usage: npx tsx bench/export/formats.ts [threads] [--layers N] [--prompt N] [--new N]
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { peakRssMb } from '../peak-rss.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, d: number): number => {
@@ -24,12 +25,6 @@ const promptLen = opt('--prompt', 128);
 const newTokens = opt('--new', 64);
 const side = process.env.LOOM_BENCH_SIDE;
 const prompt = (V: number): number[] => Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % V);
-// VmHWM: the peak RSS of this process's own address space. ru_maxrss (process.resourceUsage) is not usable in a
-// child: Linux carries the parent's high-water mark across fork + exec, so every child reported the parent's peak.
-const rssMb = (): number => {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-  return m ? Math.round(Number(m[1]) / 1024) : Math.round(process.resourceUsage().maxRSS / 1024);
-};
 
 const REPEATS = 3;
 /** The fastest of REPEATS runs, prefill and decode each: on a shared machine the best run is the least disturbed. */
@@ -106,7 +101,7 @@ async function llamaSide(gguf: string, V: number): Promise<Record<string, number
 if (side) {
   const res =
     side === 'loom' ? await loomSide(args.at(-2)!, args.at(-1)!) : await llamaSide(args.at(-1)!, opt('--vocab', 0));
-  console.log(JSON.stringify({ ...res, peak_rss_mb: rssMb() }));
+  console.log(JSON.stringify({ ...res, peak_rss_mb: peakRssMb() }));
 } else {
   const { presetConfig } = await import('../../src/models/config.ts');
   const { newModel, saveModelFolder } = await import('../../src/models/folder.ts');

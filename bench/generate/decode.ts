@@ -8,6 +8,7 @@ import { CausalLM } from '../../src/generate/causal-lm.ts';
 import { generateIds } from '../../src/generate/generate.ts';
 import { presetConfig } from '../../src/models/config.ts';
 import { newModel } from '../../src/models/folder.ts';
+import { peakRssMb } from '../peak-rss.ts';
 
 const threads = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 2);
 const quick = process.argv.includes('--quick');
@@ -37,7 +38,5 @@ const n = (r[0]?.ids.length ?? 1) - 1;
 console.log(
   JSON.stringify({ ...base, phase: 'decode', prompt: 32, new_tokens: n, tokens_per_s: +(n / decode).toFixed(1) }),
 );
-console.log(
-  JSON.stringify({ ...base, phase: 'memory', peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) }),
-);
+console.log(JSON.stringify({ ...base, phase: 'memory', peak_rss_mb: peakRssMb() }));
 await lm.close();

@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { peakRssMb } from '../peak-rss.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, d: number): number => {
@@ -85,7 +86,7 @@ if (side) {
     side === 'loom'
       ? await loomSide(args[args.length - 1]!)
       : await llamaSide(args[args.length - 2]!, opt('--vocab', 0));
-  const rss = Math.round(process.resourceUsage().maxRSS / 1024);
+  const rss = peakRssMb();
   console.log(JSON.stringify({ side, ...res, peak_rss_mb: rss }));
 } else {
   const { presetConfig } = await import('../../src/models/config.ts');

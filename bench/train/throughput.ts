@@ -17,6 +17,7 @@ import { newModel } from '../../src/models/folder.ts';
 import { buildTrainGraphs } from '../../src/train/graph.ts';
 import type { Method, MethodOptions } from '../../src/train/options.ts';
 import { Rng } from '../../src/train/rng.ts';
+import { peakRssMb } from '../peak-rss.ts';
 
 const args = process.argv.slice(2);
 const opt = (k: string, d: string): string => {
@@ -182,7 +183,7 @@ async function loomStep(method: Method): Promise<Record<string, unknown>> {
       trainable: graphs.trainableParams,
       build_s: Number(buildS.toFixed(1)),
       load_s: Number(loadS.toFixed(1)),
-      peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+      peak_rss_mb: peakRssMb(),
     };
   } finally {
     await e.close();
