@@ -116,7 +116,7 @@ export function formatStep(out: DataConfig['output'], countTokens?: TokenCounter
  * customer's "thanks" or an unanswered follow-up, and dropping the whole dialogue for that loses every answer
  * before it. A conversation with no assistant turn keeps everything (the lint then rejects it as unanswered).
  */
-export function answeredLength(msgs: readonly Message[]): number {
+function answeredLength(msgs: readonly Message[]): number {
   for (let i = msgs.length - 1; i >= 0; i--) if (msgs[i]!.role === 'assistant') return i + 1;
   return msgs.length;
 }

@@ -92,7 +92,7 @@ const DESCRIPTIONS: Record<LintCode, string> = {
 };
 
 /** Per-message template overhead when counting a conversation (ChatML: `<|im_start|>role\n … <|im_end|>\n`). */
-export const TOKENS_PER_MESSAGE = 4;
+const TOKENS_PER_MESSAGE = 4;
 
 interface LooseTurn {
   role: unknown;

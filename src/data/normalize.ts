@@ -232,7 +232,7 @@ function normalizeMessages(msgs: Message[], norm: Normalizer, kinds: Set<ChangeK
 }
 
 /** Normalises every text field of a row; returns the same object when nothing changed. */
-export function normalizeRow(row: DataRow, norm: Normalizer): { row: DataRow; kinds: ChangeKind[] } {
+function normalizeRow(row: DataRow, norm: Normalizer): { row: DataRow; kinds: ChangeKind[] } {
   const kinds = new Set<ChangeKind>();
   let out: DataRow | undefined;
   const set = <K extends keyof DataRow>(k: K, v: DataRow[K]): void => {
@@ -270,7 +270,7 @@ export function normalizeRow(row: DataRow, norm: Normalizer): { row: DataRow; ki
 }
 
 /** Maps the snake_case `normalize` config section to normaliser options. */
-export function normalizeOptions(cfg: NormalizeConfig): NormalizeStepOptions {
+function normalizeOptions(cfg: NormalizeConfig): NormalizeStepOptions {
   return {
     html: cfg.html,
     controls: cfg.controls,

@@ -36,7 +36,7 @@ import type { Step, StepContext } from './step.ts';
 
 export type { PiiType } from '../config/data-clean.ts';
 
-export const DEFAULT_TOKENS: Record<PiiType, string> = {
+const DEFAULT_TOKENS: Record<PiiType, string> = {
   email: '<EMAIL>',
   ipv4: '<IP>',
   ipv6: '<IP>',

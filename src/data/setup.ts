@@ -176,9 +176,9 @@ export function countOut(step: string, rows: AsyncIterable<DataRow>, report: Run
 // ---------------------------------------------------------------------------------------------------------------
 // Reading inputs
 
-export const IMPORTER_FORMATTINGS = new Set(['alpaca', 'sharegpt', 'openai']);
+const IMPORTER_FORMATTINGS = new Set(['alpaca', 'sharegpt', 'openai']);
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface SourceState {
   rows: number;
@@ -189,7 +189,7 @@ export interface SourceState {
   warn?: (message: string) => void;
 }
 
-export function inputPatterns(inp: DataInputConfig): string[] {
+function inputPatterns(inp: DataInputConfig): string[] {
   return Array.isArray(inp.path) ? inp.path : [inp.path];
 }
 
@@ -406,7 +406,7 @@ export function clearOutputs(outDir: string): void {
 }
 
 /** The config's tokenizer as a counter, loaded once per run. */
-export const counters = new Map<string, Promise<TokenCounter>>();
+const counters = new Map<string, Promise<TokenCounter>>();
 export function tokenCounterOf(r: Resolved): Promise<TokenCounter | undefined> {
   if (!r.cfg.tokenizer) return Promise.resolve(undefined);
   const path = resolve(r.baseDir, r.cfg.tokenizer);
@@ -423,7 +423,7 @@ export function emptyCounts(): RunDataResult['counts'] {
   return { input: 0, output: 0, dropped: 0, changed: 0, malformed: 0, splits: {} };
 }
 
-export function makeProgress(opts: RunDataOptions, label: string): Progress {
+function makeProgress(opts: RunDataOptions, label: string): Progress {
   return new Progress({ label, unit: 'rows', silent: opts.quiet || undefined, stream: opts.progressStream });
 }
 
@@ -447,12 +447,7 @@ export function estimateRows(file: string): number {
  * The near-dedup index is the one part whose memory grows with the corpus: its estimate (from the input files'
  * line counts) is printed before any row is read, and kept for report.json.
  */
-export function announceLshEstimate(
-  r: Resolved,
-  files: string[],
-  report: RunReportBuilder,
-  opts: RunDataOptions,
-): void {
+function announceLshEstimate(r: Resolved, files: string[], report: RunReportBuilder, opts: RunDataOptions): void {
   if (!r.cfg.dedup.near) return;
   const est = estimateLshMemory(
     files.reduce((a, f) => a + estimateRows(f), 0),
@@ -515,7 +510,7 @@ export function openRun(
 }
 
 /** The most frequent drop reasons of a finished run's report, as `step: reason (count)`. */
-export function topDropReasons(report: Pick<DataReport, 'steps'>, n = 3): string[] {
+function topDropReasons(report: Pick<DataReport, 'steps'>, n = 3): string[] {
   const all = report.steps.flatMap((s) => Object.entries(s.dropped).map(([reason, c]) => ({ s: s.step, reason, c })));
   all.sort((a, b) => b.c - a.c);
   return all.slice(0, n).map((x) => `${x.s}: ${x.reason} (${x.c})`);

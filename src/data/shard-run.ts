@@ -104,11 +104,7 @@ export async function runShard(
 }
 
 /** Passes a shard's exact-dedup step through, writing `{"id","key"}` for every row it keeps (for the merge). */
-export function recordExactKeys(
-  step: Step,
-  cfg: Exclude<DataConfig['dedup']['exact'], false>,
-  out: AtomicWriter,
-): Step {
+function recordExactKeys(step: Step, cfg: Exclude<DataConfig['dedup']['exact'], false>, out: AtomicWriter): Step {
   return {
     name: step.name,
     async *run(rows, ctx) {

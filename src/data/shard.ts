@@ -21,7 +21,7 @@
  * and the merge verifies candidates the same way). Keepers are picked among the rows still present in the rows
  * files, so a cluster never vanishes; the others are dropped with `duplicate_of` = keeper id.
  */
-import { createReadStream, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { type NearDedupConfig, nearDedupConfig } from '../config/data-dedup.ts';
@@ -201,7 +201,7 @@ function emptyMergeSummary(): MergeSummary {
  * interleaved back into single-run order (`rowsInFileOrder`), yielding kept rows (cluster tags updated to the
  * global cluster) and passing dropped ones to `reject`.
  */
-export async function* mergeShards(
+async function* mergeShards(
   inputs: readonly ShardInput[],
   input: Partial<NearDedupConfig>,
   reject: (r: RejectRecord) => void,
@@ -506,10 +506,4 @@ export async function runShardMerge(opts: ShardMergeOptions): Promise<MergeSumma
     throw e;
   }
   return summary;
-}
-
-/** Reads a finished shard's DONE marker (for reports). */
-export function readShardDone(dir: string, spec: ShardSpec): Record<string, unknown> | undefined {
-  const p = shardPaths(dir, spec).done;
-  return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>) : undefined;
 }

@@ -158,7 +158,7 @@ export function planSplits(items: readonly SplitItem[], input: SplitInput = {}):
   return plan(items.length, (i) => items[i]!.label, uf, cfg);
 }
 
-export function summarizeSplits(splits: readonly SplitName[], labels?: readonly (string | undefined)[]): SplitSummary {
+function summarizeSplits(splits: readonly SplitName[], labels?: readonly (string | undefined)[]): SplitSummary {
   const counts: Record<SplitName, number> = { train: 0, validation: 0, test: 0 };
   const byLabel: Record<string, Record<SplitName, number>> = {};
   splits.forEach((s, i) => {
@@ -173,7 +173,7 @@ export function summarizeSplits(splits: readonly SplitName[], labels?: readonly 
 }
 
 /** Group keys assignSplits uses for a row: its near-dup cluster and its normalised-text hash. */
-export function splitKeysOf(row: DataRow): (string | number)[] {
+function splitKeysOf(row: DataRow): (string | number)[] {
   const keys: (string | number)[] = [hash53(exactKey(rowText(row), { lowercase: true, ignore_punctuation: false }))];
   const c = row.meta?.dup_cluster;
   if (typeof c === 'string' || typeof c === 'number') keys.push(`cluster:${c}`);

@@ -68,7 +68,7 @@ function argmax(x: Float32Array, off: number, V: number): number {
 }
 
 /** sha256 over names, shapes and float32 bytes in name order: the checkpoint the export was made from. */
-export function weightsHash(weights: ReadonlyMap<string, Float32Tensor>): string {
+function weightsHash(weights: ReadonlyMap<string, Float32Tensor>): string {
   const h = createHash('sha256');
   for (const name of [...weights.keys()].sort()) {
     const t = weights.get(name)!;

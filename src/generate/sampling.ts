@@ -49,7 +49,7 @@ export interface TokenHistory {
   generated?: readonly number[];
 }
 
-export function validateSettings(s: SamplingSettings): void {
+function validateSettings(s: SamplingSettings): void {
   const bad = (field: string, why: string): never => {
     throw new LoomError('CONFIG_INVALID', `${field} ${why}`, { field });
   };
@@ -136,7 +136,7 @@ export function topKFilter(p: Float64Array, k: number): Float64Array {
 }
 
 /** The k-th largest value: a size-k min-heap for small k (O(n log k)), a sort otherwise. */
-export function kthLargest(x: Float64Array, k: number): number {
+function kthLargest(x: Float64Array, k: number): number {
   if (k > 256) return Float64Array.from(x).sort()[x.length - k] as number;
   const heap = new Float64Array(k);
   let size = 0;
@@ -214,7 +214,7 @@ export function minPFilter(p: Float64Array, minP: number): Float64Array {
 }
 
 /** Logits with repetition / presence / frequency penalties applied (a copy). */
-export function processLogits(logits: Float32Array, s: SamplingSettings, h: TokenHistory = {}): Float32Array {
+function processLogits(logits: Float32Array, s: SamplingSettings, h: TokenHistory = {}): Float32Array {
   const out = logits.slice();
   const generated = h.generated ?? [];
   if (s.repetitionPenalty !== undefined && s.repetitionPenalty !== 1) {

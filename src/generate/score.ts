@@ -45,7 +45,7 @@ export interface WindowOptions {
   stride?: number;
 }
 
-export function logSoftmaxRow(logits: Float32Array, offset: number, V: number, id: number): number {
+function logSoftmaxRow(logits: Float32Array, offset: number, V: number, id: number): number {
   let max = Number.NEGATIVE_INFINITY;
   for (let v = 0; v < V; v++) max = Math.max(max, logits[offset + v] as number);
   let sum = 0;

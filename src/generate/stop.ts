@@ -68,7 +68,3 @@ export class StopStrings {
     return this.done ? '' : t;
   }
 }
-
-export function isEos(id: number, eosIds: readonly number[]): boolean {
-  return eosIds.includes(id);
-}

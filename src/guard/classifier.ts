@@ -27,7 +27,7 @@ interface TokenizerJson {
 }
 
 /** Byte-level BPE encoding (GPT-2 style), synchronous; added (special) tokens are matched in the raw text first. */
-export class ByteLevelBpe {
+class ByteLevelBpe {
   private readonly vocab: Map<string, number>;
   private readonly ranks = new Map<string, number>();
   private readonly added: { content: string; id: number }[];

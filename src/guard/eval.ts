@@ -12,7 +12,7 @@ import { LoomError } from '../core/errors.ts';
 import { classificationReport } from '../eval/metrics/index.ts';
 import { createGuard, type Guard, type GuardConfigInput, type GuardLabel } from './index.ts';
 
-export const EVAL_LABELS = ['injection', 'jailbreak', 'harmful', 'benign'] as const;
+const EVAL_LABELS = ['injection', 'jailbreak', 'harmful', 'benign'] as const;
 export type EvalLabel = (typeof EVAL_LABELS)[number];
 
 export interface LabelledRow {

@@ -42,7 +42,7 @@ const OVERRIDE_ZH =
 const TARGET_ZH =
   '(指令|指示|设定|规则|提示词|提示|约束|限制|要求|命令|system prompt|系统提示|人设|身份设定|任务|安全策略|政策)';
 
-export const RULES: Rule[] = [
+const RULES: Rule[] = [
   // ---- injection: override verbs + target
   {
     id: 'inj.override.en',

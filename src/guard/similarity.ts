@@ -22,7 +22,7 @@ export interface SimilarityHit {
   index: number;
 }
 
-export function charGrams(s: string, n = 3): Set<string> {
+function charGrams(s: string, n = 3): Set<string> {
   const t = s.replace(/\s+/g, ' ');
   const out = new Set<string>();
   for (let i = 0; i + n <= t.length; i++) out.add(t.slice(i, i + n));

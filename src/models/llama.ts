@@ -131,7 +131,7 @@ export interface LlamaGraph {
 }
 
 /** Large negative additive mask value: finite so fully masked rows (left padding) stay NaN-free. */
-export const MASK_NEG = -1e9;
+const MASK_NEG = -1e9;
 const END = 2147483647;
 
 function need(weights: WeightSource, name: string): HostTensor {

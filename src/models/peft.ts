@@ -24,7 +24,7 @@ import {
  * unknown keys with a TypeError in `__init__`); `base_model_name_or_path` is the Hub id when the base came from the
  * Hub, else the base folder relative to the adapter folder, so the pair can be moved or copied together.
  */
-export const PEFT_PREFIX = 'base_model.model.';
+const PEFT_PREFIX = 'base_model.model.';
 
 export interface LoraAdapterInfo {
   r: number;
@@ -37,7 +37,7 @@ export interface LoraAdapterInfo {
   seqCls?: boolean;
 }
 
-export const LOOM_ADAPTER_FILE = 'loom_adapter.json';
+const LOOM_ADAPTER_FILE = 'loom_adapter.json';
 
 // owner/name as the Hub spells repo ids (huggingface_hub's REPO_ID_REGEX, without the 96-character limit)
 const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
@@ -245,7 +245,7 @@ function validateAdapter(a: LoadedAdapter, base: LlamaConfig, dir: string): void
   }
 }
 
-export function projShape(c: LlamaConfig, mod: string): [number, number] {
+function projShape(c: LlamaConfig, mod: string): [number, number] {
   const H = c.hiddenSize;
   switch (mod) {
     case 'q_proj':

@@ -38,7 +38,7 @@ import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './halfs.ts';
 
 export type StDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
-export const DTYPE_BYTES: Record<StDType, number> = {
+const DTYPE_BYTES: Record<StDType, number> = {
   F64: 8,
   F32: 4,
   F16: 2,

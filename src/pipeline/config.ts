@@ -67,7 +67,7 @@ const serveStage = z
   })
   .strict();
 
-export const pipelineSchema = z
+const pipelineSchema = z
   .object({
     name: z.string().min(1),
     /** Registry file, relative to the project (default .loom/registry.db; $LOOM_REGISTRY wins). */

@@ -14,7 +14,7 @@ export interface InitResult {
   files: string[];
 }
 
-export function isTemplate(name: string): name is TemplateName {
+function isTemplate(name: string): name is TemplateName {
   return (TEMPLATES as readonly string[]).includes(name);
 }
 

@@ -53,7 +53,7 @@ function node(reg: Registry, stages: PipelineStages, r: RunRecord): LineageNode 
 }
 
 /** A run id, or the run whose output folder holds the path (the deepest such folder; the newest run on ties). */
-export function resolveArtefact(reg: Registry, artefact: string): RunRecord {
+function resolveArtefact(reg: Registry, artefact: string): RunRecord {
   const byId = reg.getRun(artefact);
   if (byId) return byId;
   const abs = resolve(artefact);

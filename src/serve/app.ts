@@ -35,7 +35,7 @@ export interface ServeLimits {
   rss_watermark_mb: number;
 }
 
-export const DEFAULT_LIMITS: ServeLimits = {
+const DEFAULT_LIMITS: ServeLimits = {
   max_body_bytes: 1_048_576,
   max_tokens: 1024,
   default_max_tokens: 256,

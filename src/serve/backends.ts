@@ -85,7 +85,7 @@ async function chatOnly(what: string, model: ChatModel, req: GenerateRequest): P
   return r;
 }
 
-export class LocalBackend implements ServedModel {
+class LocalBackend implements ServedModel {
   readonly backend = 'local' as const;
   readonly fallback: string[] = [];
   private constructor(
@@ -165,7 +165,7 @@ export class LocalBackend implements ServedModel {
   }
 }
 
-export class UpstreamBackend implements ServedModel {
+class UpstreamBackend implements ServedModel {
   readonly backend = 'upstream' as const;
   readonly adapters: string[] = [];
   readonly fallback: string[];

@@ -21,7 +21,7 @@ export interface InputDecision {
 const SIDE_LABELS = new Set(['canary', 'pii', 'link']);
 
 /** A bounded metric label: the rule id that decided, never client text (similarity hits and hosts collapse). */
-export function decidingRule(v: Verdict): string {
+function decidingRule(v: Verdict): string {
   if (v.action === 'allow') return 'none';
   const e = v.evidence.find((x) => SIDE_LABELS.has(x.label) || v.labels.includes(x.label as GuardLabel));
   if (!e) return 'none';

@@ -84,7 +84,7 @@ export function combineHooks(a: TokenHook | undefined, b: TokenHook | undefined)
  * The legacy shape names tokens by string only (top_logprobs is an object keyed by token), so a token holding part
  * of a UTF-8 character is written as OpenAI does, `bytes:\xe4\xb8`, and two such tokens never collide.
  */
-export function legacyToken(t: TopLogprob): string {
+function legacyToken(t: TopLogprob): string {
   const exact = Buffer.from(t.token, 'utf8').equals(Buffer.from(t.bytes));
   return exact ? t.token : `bytes:${t.bytes.map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('')}`;
 }

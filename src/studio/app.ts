@@ -29,10 +29,10 @@ import {
   trainRunInfo,
 } from './project.ts';
 
-export const PAGES = ['projects', 'datasets', 'training', 'evaluations', 'playground', 'monitor', 'lineage'] as const;
+const PAGES = ['projects', 'datasets', 'training', 'evaluations', 'playground', 'monitor', 'lineage'] as const;
 
 /** The built front end: studio-dist/ at the package root (gitignored; `npm install` runs `prepare`, which builds it). */
-export function studioDistDir(): string {
+function studioDistDir(): string {
   return fileURLToPath(new URL('../../studio-dist/', import.meta.url));
 }
 

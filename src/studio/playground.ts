@@ -136,7 +136,7 @@ export interface MetricSample {
 }
 
 /** Prometheus text format → samples (comments and histogram buckets skipped: the page shows sums and counts). */
-export function parsePrometheus(text: string): MetricSample[] {
+function parsePrometheus(text: string): MetricSample[] {
   const out: MetricSample[] = [];
   for (const line of text.split('\n')) {
     if (!line || line.startsWith('#')) continue;

@@ -100,7 +100,7 @@ export function readJson<T>(p: string): T {
 }
 
 /** Reads up to `limit` JSON lines after skipping `offset`; a half-written last line (a run in progress) is skipped. */
-export async function readJsonl(p: string, offset: number, limit: number): Promise<unknown[]> {
+async function readJsonl(p: string, offset: number, limit: number): Promise<unknown[]> {
   const out: unknown[] = [];
   if (!existsSync(p)) return out;
   const rl = createInterface({ input: createReadStream(p, 'utf8'), crlfDelay: Number.POSITIVE_INFINITY });

@@ -27,7 +27,7 @@ export interface MonitorPoint {
 }
 
 /** Sum over every label set of one metric (all models, all statuses). */
-export function total(samples: readonly Sample[], name: string): number {
+function total(samples: readonly Sample[], name: string): number {
   let s = 0;
   for (const x of samples) if (x.name === name) s += x.value;
   return s;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { add, Engine, Graph, hostTensor, toOnnx } from '../../src/engine/index.ts';
+import { Engine } from '../../src/engine/index.ts';
 import { CausalLM } from '../../src/generate/causal-lm.ts';
 import { generateIds } from '../../src/generate/generate.ts';
 import { maxAbsDiff } from '../models/compare.ts';

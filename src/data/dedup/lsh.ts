@@ -88,7 +88,7 @@ export interface LshOptions {
 
 const MAX_CHAIN_CHECKS = 32;
 
-export class LshIndex {
+class LshIndex {
   readonly uf = new UnionFind();
   private readonly tables: KeyTable[];
   private chain: Int32Array | undefined;

@@ -42,7 +42,7 @@ export interface BandRecord {
   facts?: string;
 }
 
-export function encodeSignature(sig: Int32Array): string {
+function encodeSignature(sig: Int32Array): string {
   return Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString('base64');
 }
 

@@ -28,7 +28,7 @@ export const ALPACA_DEFAULT_COLUMNS: AlpacaColumns = {
   rejected: 'rejected',
 };
 
-export function alpacaColumns(partial?: Partial<AlpacaColumns>): AlpacaColumns {
+function alpacaColumns(partial?: Partial<AlpacaColumns>): AlpacaColumns {
   return { ...ALPACA_DEFAULT_COLUMNS, ...(partial ?? {}) };
 }
 

@@ -7,7 +7,7 @@ import type { Message, Role, SourceRef } from '../../core/types.ts';
  */
 export type JsonRecord = Record<string, unknown>;
 
-export const ROLES: readonly Role[] = ['system', 'user', 'assistant', 'tool'];
+const ROLES: readonly Role[] = ['system', 'user', 'assistant', 'tool'];
 
 export function isRecord(v: unknown): v is JsonRecord {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

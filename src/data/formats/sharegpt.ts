@@ -23,7 +23,7 @@ export interface ShareGptTags {
 }
 
 /** Default `utterance_separator`: one line per utterance, as the speaker sent them. */
-export const UTTERANCE_SEPARATOR = '\n';
+const UTTERANCE_SEPARATOR = '\n';
 
 /**
  * A turn's content: a string, or a list of strings joined in order with the separator; anything else is

@@ -55,7 +55,7 @@ export interface DecodedLine {
 }
 
 /** Lines longer than this are not assembled in memory (reported as malformed instead). */
-export const MAX_LINE_BYTES = 256 * 1024 * 1024;
+const MAX_LINE_BYTES = 256 * 1024 * 1024;
 
 function decodeLineBytes(bytes: Buffer, enc: Encoding): { text: string; ok: boolean } {
   if (enc === 'gb18030') {

@@ -11,7 +11,7 @@ import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { LoomError } from '../../core/errors.ts';
 
 /** Extensions (after removing `.gz` / `.zst`) that a directory expansion picks up. */
-export const READABLE_EXTENSIONS = [
+const READABLE_EXTENSIONS = [
   '.jsonl',
   '.ndjson',
   '.json',
@@ -25,7 +25,7 @@ export const READABLE_EXTENSIONS = [
   '.htm',
 ];
 
-export function isReadableName(name: string): boolean {
+function isReadableName(name: string): boolean {
   const base = name.toLowerCase().replace(/\.(gz|zst)$/, '');
   return READABLE_EXTENSIONS.some((e) => base.endsWith(e));
 }

@@ -5,7 +5,7 @@
 import { escapeHtml, REPORT_FONT_STACK } from '../../core/html.ts';
 import type { DataReport, Histogram } from './stats.ts';
 
-export { escapeHtml, REPORT_FONT_STACK };
+export { escapeHtml };
 
 const PALETTE = [
   '#4c78a8',

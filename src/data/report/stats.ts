@@ -194,7 +194,7 @@ const EXAMPLE_CLUSTERS = 20;
 const EXAMPLES_PER_CLUSTER = 3;
 const PREVIEW = 160;
 
-export function preview(text: string): string {
+function preview(text: string): string {
   const t = text
     .slice(0, PREVIEW * 4)
     .replace(/\s+/g, ' ')

@@ -319,7 +319,7 @@ export function factorize(d: Dim): Factors {
   return { coef, syms: syms.sort() };
 }
 
-export function unfactorize(f: Factors): Dim {
+function unfactorize(f: Factors): Dim {
   if (f.syms.length === 0) return f.coef;
   const s = f.syms.slice().sort().join('*');
   return f.coef === 1 ? s : `${f.coef}*${s}`;

@@ -34,7 +34,7 @@ function dtypeOf(xs: TensorLike[]): DType {
   return 'float32';
 }
 
-export function normAxis(op: string, axis: number, rank: number): number {
+function normAxis(op: string, axis: number, rank: number): number {
   const a = axis < 0 ? axis + rank : axis;
   if (!Number.isInteger(a) || a < 0 || a >= rank) fail(op, `axis ${axis} out of range for rank ${rank}`);
   return a;

@@ -16,7 +16,7 @@ function frozenThroughTransposes(graph: Graph, t: Tensor): { weight: Tensor; swa
   let cur = t;
   for (let hops = 0; hops < 4; hops++) {
     const p = cur.producer;
-    if (!p || p.op !== 'Transpose' || p.domain) break;
+    if (p?.op !== 'Transpose' || p.domain) break;
     const perm = p.attrs.perm;
     if (perm?.kind !== 'ints' || perm.v.length !== 2 || perm.v[0] !== 1 || perm.v[1] !== 0) return;
     swapped = !swapped;

@@ -71,15 +71,15 @@ export type GgufValue =
   | { type: 'string[]'; value: readonly string[] }
   | { type: 'i32[]' | 'f32[]'; value: ArrayLike<number> };
 
-export const ALIGNMENT = 32;
+const ALIGNMENT = 32;
 const QK = 32;
 
-export function blockBytes(type: GgmlType): number {
+function blockBytes(type: GgmlType): number {
   return type === GgmlType.Q8_0 ? 34 : type === GgmlType.Q4_0 ? 18 : type === GgmlType.F16 ? 2 : 4;
 }
 
 /** Values per block: 256 for the K-quants, 32 for the other block types, 1 for F32/F16. */
-export function blockValues(type: GgmlType): number {
+function blockValues(type: GgmlType): number {
   if (type === GgmlType.Q4_K || type === GgmlType.Q6_K) return QK_K;
   return type === GgmlType.F32 || type === GgmlType.F16 ? 1 : QK;
 }
@@ -96,7 +96,7 @@ export function tensorBytes(type: GgmlType, n: number): number {
   return (n / blockValues(type)) * per;
 }
 
-export function quantize(x: Float32Array, type: GgmlType): Uint8Array {
+function quantize(x: Float32Array, type: GgmlType): Uint8Array {
   if (type === GgmlType.F32) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
   if (x.length % blockValues(type) !== 0) {
     throw new LoomError('INTERNAL', `quantize: ${x.length} values is not a multiple of ${blockValues(type)}`);

@@ -45,7 +45,7 @@ function moreBits(i: number, n: number): boolean {
   return i < e || i >= Math.trunc((7 * n) / 8) || (i - e) % 3 === 2;
 }
 
-export function q4kmType(name: string, ne0: number, layer: number, nLayers: number, tiedHead: boolean): GgmlType {
+function q4kmType(name: string, ne0: number, layer: number, nLayers: number, tiedHead: boolean): GgmlType {
   const output = name === 'output.weight' || (tiedHead && name === 'token_embd.weight');
   if (output) return ne0 % 256 === 0 ? GgmlType.Q6_K : GgmlType.Q8_0;
   let t: GgmlType = GgmlType.Q4_K;
@@ -93,7 +93,7 @@ export function ggufTensorName(hf: string): string {
 }
 
 /** HF rotate_half rows -> llama.cpp interleaved rows, per head (convert_hf_to_gguf's LlamaModel.permute). */
-export function permuteRows(data: Float32Array, rows: number, cols: number, heads: number): Float32Array {
+function permuteRows(data: Float32Array, rows: number, cols: number, heads: number): Float32Array {
   return reorderRows(data, rows, cols, heads, true);
 }
 
@@ -128,7 +128,7 @@ interface TokenizerJson {
 }
 
 /** llama.cpp's name for the pre-tokenizer regex (`tokenizer.ggml.pre`), recognised from the split pattern. */
-export function preTokenizerName(pre: unknown): string {
+function preTokenizerName(pre: unknown): string {
   const s = JSON.stringify(pre ?? null);
   if (s.includes('\\\\p{N}{1,3}')) return 'llama-bpe';
   if (s.includes("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}")) return 'qwen2';
