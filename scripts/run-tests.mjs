@@ -30,6 +30,12 @@ const E2E = [
   'test/eval/suite-features.test.ts',
   'test/train/emit.test.ts',
   'test/cli/',
+  // real peers loading our artefacts (llama.cpp, transformers.js): seconds each, kept out of the unit tier
+  'test/export/gguf-q4km.test.ts',
+  'test/export/gguf-llama-cpp.test.ts',
+  'test/export/onnx-transformers-js.test.ts',
+  'test/serve/gguf.test.ts',
+  'test/data/pipeline-example.test.ts',
 ];
 const isE2e = (f) => f.endsWith('.e2e.test.ts') || E2E.some((p) => f.split('\\').join('/').startsWith(p));
 

@@ -169,7 +169,7 @@ export const filtersConfig = z
   .strict();
 export type FiltersConfig = z.infer<typeof filtersConfig>;
 
-export const PII_TYPES = [
+const PII_TYPES = [
   'email',
   'ipv4',
   'ipv6',

@@ -11,7 +11,7 @@
  */
 import { z } from 'zod';
 
-export const keepPolicy = z.enum(['first', 'longest', 'quality']);
+const keepPolicy = z.enum(['first', 'longest', 'quality']);
 export type KeepPolicy = z.infer<typeof keepPolicy>;
 
 export const exactDedupConfig = z

@@ -23,14 +23,14 @@ import { boilerplateConfig, exactDedupConfig, nearDedupConfig, splitConfig } fro
 import { FORMAT_NAMES } from './formats.ts';
 
 /** What an input file's records are: any format Loom writes, a LLaMA-Factory registry, or detect per record. */
-export const RECORD_FORMATTINGS = ['auto', ...FORMAT_NAMES, 'llamafactory'] as const;
-export const OUTPUT_FORMATS = FORMAT_NAMES;
+const RECORD_FORMATTINGS = ['auto', ...FORMAT_NAMES, 'llamafactory'] as const;
+const OUTPUT_FORMATS = FORMAT_NAMES;
 
 const INGEST_COLUMNS = ['text', 'label', 'messages', 'prompt', 'chosen', 'rejected', 'id'];
 /** Formats whose `columns` are the importer's (LLaMA-Factory column names); the others map ingest fields. */
 const IMPORTER_COLUMNS = new Set(['alpaca', 'sharegpt', 'openai', 'llamafactory']);
 
-export const sharegptTagsConfig = z
+const sharegptTagsConfig = z
   .object({
     role_tag: z.string(),
     content_tag: z.string(),
@@ -78,7 +78,7 @@ export const dataInputConfig = ingestConfig
   });
 export type DataInputConfig = z.infer<typeof dataInputConfig>;
 
-export const dataOutputConfig = z
+const dataOutputConfig = z
   .object({
     format: z.enum(OUTPUT_FORMATS).default('messages'),
     /** System prompt for conversation rows (see system_mode). */

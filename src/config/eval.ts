@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /** One model under test: a local Loom model folder (engine) or an OpenAI-compatible endpoint. */
-export const modelSpecSchema = z.discriminatedUnion('kind', [
+const modelSpecSchema = z.discriminatedUnion('kind', [
   z
     .object({
       id: z.string().min(1),
@@ -44,7 +44,7 @@ export type PromptSpec = z.infer<typeof promptSchema>;
 /** A prompt file in the project, `prompts/<name>.yaml` or `prompts/<name>.yaml@<version>` (src/config/prompt.ts). */
 export const PROMPT_REF = /^(.+\.ya?ml)(?:@([\w.-]+))?$/;
 
-export const generationSchema = z
+const generationSchema = z
   .object({
     max_new_tokens: z.number().int().positive().default(128),
     temperature: z.number().min(0).default(0),
@@ -55,7 +55,7 @@ export const generationSchema = z
   .default({ max_new_tokens: 128, temperature: 0, seed: 0 });
 export type GenerationSpec = z.infer<typeof generationSchema>;
 
-export const assertionSchema = z.discriminatedUnion('type', [
+const assertionSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('contains'), value: z.string(), ignore_case: z.boolean().default(true) }).strict(),
   z
     .object({
@@ -112,7 +112,7 @@ export type Scenario = z.infer<typeof scenarioSchema>;
 
 const metricNames = z.enum(['bleu', 'chrf', 'chrf++', 'rouge', 'em', 'f1']);
 
-export const taskSchema = z.discriminatedUnion('kind', [
+const taskSchema = z.discriminatedUnion('kind', [
   z
     .object({
       id: z.string().min(1),

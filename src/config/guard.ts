@@ -4,17 +4,8 @@
  */
 import { z } from 'zod';
 
-export const harmCategory = z.enum([
-  'violence',
-  'self_harm',
-  'sexual',
-  'hate',
-  'crime',
-  'privacy',
-  'politics',
-  'off_topic',
-]);
-export const guardAction = z.enum(['block', 'mask', 'flag']);
+const harmCategory = z.enum(['violence', 'self_harm', 'sexual', 'hate', 'crime', 'privacy', 'politics', 'off_topic']);
+const guardAction = z.enum(['block', 'mask', 'flag']);
 
 const base = z
   .object({

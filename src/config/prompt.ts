@@ -19,7 +19,7 @@ import { loadConfig } from './load.ts';
 const version = z.union([z.string().min(1), z.number()]);
 const body = promptSchema.omit({ id: true, version: true });
 
-export const promptFileSchema = z
+const promptFileSchema = z
   .object({
     id: z.string().min(1),
     description: z.string().optional(),
@@ -44,8 +44,6 @@ export const promptFileSchema = z
     });
   });
 export type PromptFile = z.output<typeof promptFileSchema>;
-
-export { PROMPT_REF };
 
 /** `2`, `v2` and `V2` name the same version. */
 const sameVersion = (a: string | number, want: string): boolean =>

@@ -16,7 +16,7 @@ import { guardConfig } from './guard.ts';
 import { type LoadedConfig, loadConfig } from './load.ts';
 
 /** Names become lookup keys in `model: "base:adapter"`, so they carry no path separators or dots-only forms. */
-export const SERVE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const SERVE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const name = z
   .string()
   .regex(SERVE_NAME, 'must be 1-64 letters, digits, "_", "-" or "." and start with a letter or digit');

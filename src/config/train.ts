@@ -5,11 +5,11 @@ import { z } from 'zod';
  * `lora_rank`, `cutoff_len` or `lr_scheduler_type` needs no new vocabulary. Defaults live here and only here.
  */
 
-export const STAGES = ['pt', 'sft', 'cls'] as const;
+const STAGES = ['pt', 'sft', 'cls'] as const;
 export const FINETUNING_TYPES = ['lora', 'qlora', 'full', 'freeze', 'prefix'] as const;
-export const SCHEDULERS = ['constant', 'linear', 'cosine'] as const;
-export const QUANT_BLOCK_SIZES = [32, 64, 128] as const;
-export const LORA_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+const SCHEDULERS = ['constant', 'linear', 'cosine'] as const;
+const QUANT_BLOCK_SIZES = [32, 64, 128] as const;
+const LORA_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 
 /** A list that also accepts a comma-joined string (`q_proj,v_proj`), as LLaMA-Factory does. */
 const stringList = z.preprocess(

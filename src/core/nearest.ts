@@ -16,7 +16,7 @@ export function closest(s: string, options: readonly string[]): string | undefin
 }
 
 /** Levenshtein distance (insert, delete, substitute all cost 1). */
-export function editDistance(a: string, b: string): number {
+function editDistance(a: string, b: string): number {
   const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     let prev = dp[0]!;

@@ -94,7 +94,7 @@ export class Progress {
   }
 }
 
-export function formatSeconds(s: number): string {
+function formatSeconds(s: number): string {
   if (s < 60) return `${s.toFixed(0)}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${Math.round(s % 60)}s`;
   return `${Math.floor(s / 3600)}h${Math.round((s % 3600) / 60)}m`;

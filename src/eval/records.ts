@@ -42,7 +42,7 @@ function sourceRunOf(dir: string | undefined): string | undefined {
   }
 }
 
-export function metricName(task: string, model: string, prompt: string, metric: string): string {
+function metricName(task: string, model: string, prompt: string, metric: string): string {
   return `${task}/${model}/${prompt}/${metric}`;
 }
 

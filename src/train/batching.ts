@@ -106,7 +106,7 @@ export interface PackedRow {
   label?: number;
 }
 
-export function singleRow(ex: TokenizedExample, index: number): PackedRow {
+function singleRow(ex: TokenizedExample, index: number): PackedRow {
   const row: PackedRow = { ids: ex.ids, weights: ex.weights, segments: ex.ids.map(() => 1), sources: [index] };
   if (ex.label !== undefined) row.label = ex.label;
   return row;

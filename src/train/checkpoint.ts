@@ -84,7 +84,7 @@ function pruneCheckpoints(root: string, keep: number, protect: number[]): void {
   for (const n of readdirSync(root)) if (n.endsWith('.tmp')) rmSync(join(root, n), { recursive: true, force: true });
 }
 
-export function listCheckpointSteps(root: string): number[] {
+function listCheckpointSteps(root: string): number[] {
   if (!existsSync(root)) return [];
   return readdirSync(root)
     .map((n) => /^step-(\d+)$/.exec(n))

@@ -43,7 +43,7 @@ function tokenText(t: unknown): string | undefined {
 }
 
 /** tokenizer_config.json's chat_template (string, or the `default` entry of a list), BOS and EOS strings. */
-export function readModelTemplate(modelDir: string): { source?: string; bos?: string; eos?: string } {
+function readModelTemplate(modelDir: string): { source?: string; bos?: string; eos?: string } {
   const f = join(modelDir, 'tokenizer_config.json');
   if (!existsSync(f)) return {};
   let cfg: Record<string, unknown>;
@@ -208,14 +208,14 @@ const LF_TEMPLATES: LfTemplate[] = [
 ];
 
 /** Every template name LLaMA-Factory registers (template.py @ ff6d4d1): a config naming one is passed through. */
-export const LF_TEMPLATE_NAMES = new Set(
+const LF_TEMPLATE_NAMES = new Set(
   'aeva alpaca bailing bailing_v2 breeze chatglm3 chatml chatml_de cohere cpm4 dbrx deepseek deepseek3 deepseekcoder deepseekr1 default dots_ocr empty ernie ernie_nothink ernie_vl exaone falcon falcon_h1 fewshot gemma gemma2 gemma3 gemma3n gemma4 gemma4n glm4 glm4_5v glm4_7 glm4_moe glm4v glm_ocr glmz1 gpt_oss granite3 granite3_vision granite4 hunyuan hunyuan_small hy3 hy_dense_1_8b hy_dense_7b index intern2 intern_s1 intern_vl keye_vl kimi_vl lfm2 lfm2_vl llama2 llama2_zh llama3 llama4 llava llava_next llava_next_llama3 llava_next_mistral llava_next_qwen llava_next_video llava_next_video_mistral llava_next_video_yi llava_next_yi mimo mimo_v2 mimo_vl minicpm_o minicpm_v minicpm_v_4_6 minimax1 minimax2 ministral ministral3 mistral mistral_small mllama moonlight moss_vl olmo openchat openchat-3.6 opencoder paligemma paligemma_chat phi phi4 phi4_mini phi_small pixtral qwen qwen2_audio qwen2_omni qwen2_vl qwen3 qwen3_5 qwen3_5_nothink qwen3_6 qwen3_nothink qwen3_omni qwen3_omni_nothink qwen3_vl qwen3_vl_nothink sailor seed_coder seed_oss smollm smollm2 solar starchat telechat2 vicuna video_llava xuanyuan yi yi_vl youtu youtu_vl yuan zephyr'.split(
     ' ',
   ),
 );
 
 /** Axolotl's ChatTemplate enum (src/axolotl/utils/schemas/enums.py @ 067b021). */
-export const AXOLOTL_TEMPLATE_NAMES = new Set(
+const AXOLOTL_TEMPLATE_NAMES = new Set(
   'alpaca chatml mistral_v1 mistral_v2v3 mistral_v3_tekken mistral_v7_tekken gemma cohere llama3 llama3_2_vision llama4 phi_3 phi_35 deepseek_v2 deepseek_v3 jamba jinja qwen_25 qwen3 qwen3_5 falcon_h1 nemotron_h tokenizer_default exaone exaone4 metharme pixtral llava qwen2_vl gemma3 gemma3n gemma4 gemma4_unified command_a command_a_tool_use command_a_rag aya'.split(
     ' ',
   ),

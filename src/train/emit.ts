@@ -9,8 +9,6 @@ import { accelerateConfig, deepspeedConfig } from './emit-dist.ts';
 import { axolotlTemplate, type EffectiveTemplate, effectiveTemplate, llamaFactoryTemplate } from './emit-template.ts';
 import { loraOptions } from './options.ts';
 
-export { accelerateConfig, deepspeedConfig };
-
 /**
  * Scale-out hand-off: the same job written for an existing distributed trainer (LLaMA-Factory, Axolotl, TRL), with
  * data in its expected format, a DeepSpeed ZeRO or FSDP config when more than one GPU is asked, and the launch
@@ -53,11 +51,11 @@ export function loraTargetKeys(c: TrainConfig, target: EmitTarget): Record<strin
   return all ? '"all-linear"' : pyList(mods);
 }
 
-export function multiGpu(o: Pick<EmitOptions, 'nodes' | 'gpus'>): boolean {
+function multiGpu(o: Pick<EmitOptions, 'nodes' | 'gpus'>): boolean {
   return o.nodes * o.gpus > 1;
 }
 
-export function chooseDistributed(c: TrainConfig, o: EmitOptions): Distributed {
+function chooseDistributed(c: TrainConfig, o: EmitOptions): Distributed {
   if (o.distributed) return o.distributed;
   return c.finetuning_type === 'full' || c.finetuning_type === 'freeze' ? 'zero3' : 'zero2';
 }
@@ -366,7 +364,7 @@ function emitAxolotl(c: TrainConfig, o: EmitOptions, warnings: string[]): EmitRe
 }
 
 /** Freeze tuning as regexes over HF parameter names (last N layers, or first N when negative; optionally some modules). */
-export function freezePatterns(c: TrainConfig, numLayers: number): string[] {
+function freezePatterns(c: TrainConfig, numLayers: number): string[] {
   const n = c.freeze_trainable_layers;
   const idx =
     n > 0

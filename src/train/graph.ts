@@ -71,12 +71,12 @@ export interface TrainGraphs {
 
 const PROJ = /\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$/;
 
-export function isNoDecay(name: string): boolean {
+function isNoDecay(name: string): boolean {
   return name.endsWith('.bias') || /norm\.weight$/.test(name) || name.includes('layernorm');
 }
 
 /** Which HF weights are trainable for full / freeze tuning. */
-export function freezeSelector(model: LlamaConfig, layers: number, modules: string[]): (name: string) => boolean {
+function freezeSelector(model: LlamaConfig, layers: number, modules: string[]): (name: string) => boolean {
   const L = model.numLayers;
   const n = Math.min(Math.abs(layers), L);
   const chosen = new Set(

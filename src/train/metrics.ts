@@ -39,9 +39,9 @@ export class MetricsLog {
 }
 
 /** Evaluations after the best one needed before a rise counts as overfitting rather than noise. */
-export const OVERFIT_EVALS = 3;
+const OVERFIT_EVALS = 3;
 /** How far above its best the last validation loss must be (relative), so a noisy plateau is not flagged. */
-export const OVERFIT_MIN_RISE = 0.01;
+const OVERFIT_MIN_RISE = 0.01;
 
 /** Validation loss rising while train loss falls: where it started and by how much. */
 export interface OverfitFlag {

@@ -164,11 +164,11 @@ function estimatePeak(m: LlamaConfig, c: TrainConfig, graphs: TrainGraphs, sessi
   return Math.round((weights + m.numLayers * perLayerAct + logits + state) * 1.25);
 }
 
-export function gb(n: number): string {
+function gb(n: number): string {
   return n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`;
 }
 
-export function formatPreflight(c: TrainConfig, p: Preflight): string {
+function formatPreflight(c: TrainConfig, p: Preflight): string {
   const lines = [
     `pre-flight: ${c.stage}/${c.finetuning_type}`,
     `  parameters       total ${p.totalParams.toLocaleString('en-US')}, trainable ${p.trainableParams.toLocaleString('en-US')} (${(p.trainableFraction * 100).toFixed(3)} %)`,

@@ -48,7 +48,7 @@ const CJK = /[\u3400-\u9fff]/;
  * A chat as a plain-text document in the shipped corpus's shape ("Customer: …\nAgent: …"; 顾客/客服 for Chinese
  * chats). The system prompt is left out: it is the same in every row and says nothing about the shop's answers.
  */
-export function chatToText(messages: readonly Message[]): string {
+function chatToText(messages: readonly Message[]): string {
   const zh = messages.some((m) => m.role !== 'system' && CJK.test(m.content));
   const label = (role: string): string =>
     role === 'user' ? (zh ? '顾客：' : 'Customer: ') : role === 'assistant' ? (zh ? '客服：' : 'Agent: ') : `${role}: `;

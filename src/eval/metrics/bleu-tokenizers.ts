@@ -37,7 +37,7 @@ function raw13a(line: string): string {
   return tokenizeRegexpRaw(` ${line} `);
 }
 
-export function tokenize13a(line: string): string {
+function tokenize13a(line: string): string {
   return pyNormalizeSpaces(raw13a(line));
 }
 
@@ -51,7 +51,7 @@ function rawIntl(line: string): string {
   return line.replace(RE_INTL_3, ' $1 ');
 }
 
-export function tokenizeIntl(line: string): string {
+function tokenizeIntl(line: string): string {
   return pyNormalizeSpaces(rawIntl(line));
 }
 
@@ -93,15 +93,15 @@ function rawZh(line: string): string {
   return tokenizeRegexpRaw(pyStrip(line).replace(ZH_CHAR_G, ' $& '));
 }
 
-export function tokenizeZh(line: string): string {
+function tokenizeZh(line: string): string {
   return pyNormalizeSpaces(rawZh(line));
 }
 
-export function tokenizeChar(line: string): string {
+function tokenizeChar(line: string): string {
   return codePoints(line).join(' ');
 }
 
-export function tokenizeNone(line: string): string {
+function tokenizeNone(line: string): string {
   return line;
 }
 

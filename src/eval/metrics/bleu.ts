@@ -9,7 +9,7 @@ import { NgramTrie } from './ngram-trie.ts';
 import { pyFixed, pyRstrip, pySplit } from './pyfmt.ts';
 
 export type BleuSmoothMethod = 'exp' | 'floor' | 'add-k' | 'none';
-export const BLEU_SMOOTH_DEFAULTS: Record<BleuSmoothMethod, number | null> = {
+const BLEU_SMOOTH_DEFAULTS: Record<BleuSmoothMethod, number | null> = {
   none: null,
   floor: 0.1,
   'add-k': 1,
@@ -139,11 +139,7 @@ function closestRefLen(hypLen: number, refLens: readonly number[]): number {
  * Matching statistics of one segment: [hypLen, refLen, correct_1..N, total_1..N]. Tokens are interned per segment
  * to 1..K-1 and every distinct n-gram of the segment becomes a node of a small trie (see ngram-trie.ts).
  */
-export function bleuSegmentStats(
-  hyp: readonly string[],
-  refs: readonly (readonly string[])[],
-  maxOrder: number,
-): number[] {
+function bleuSegmentStats(hyp: readonly string[], refs: readonly (readonly string[])[], maxOrder: number): number[] {
   const stats = new Array<number>(2 + 2 * maxOrder).fill(0);
   const hypLen = hyp.length;
   stats[0] = hypLen;
@@ -304,7 +300,7 @@ export interface SignatureExtra {
   version?: string;
 }
 
-export function sumStats(stats: readonly ArrayLike<number>[], width: number): number[] {
+function sumStats(stats: readonly ArrayLike<number>[], width: number): number[] {
   const out = new Array<number>(width).fill(0);
   for (const s of stats) for (let i = 0; i < width; i++) out[i] += s[i];
   return out;
@@ -323,5 +319,3 @@ export function formatBleu(
   const verbose = `${prec} (BP = ${pyFixed(s.bp, 3)} ratio = ${pyFixed(s.ratio, 3)} hyp_len = ${s.sysLen} ref_len = ${s.refLen})`;
   return `${head} = ${sc} ${verbose}`;
 }
-
-export { SACREBLEU_VERSION };

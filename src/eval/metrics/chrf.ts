@@ -57,7 +57,7 @@ function charNgrams(line: string, maxOrder: number, includeWhitespace: boolean):
 }
 
 /** sacrebleu CHRF._remove_punctuation: split a leading or trailing ASCII punctuation mark off each word. */
-export function chrfWords(sent: string): string[] {
+function chrfWords(sent: string): string[] {
   const out: string[] = [];
   for (const w of pySplit(sent)) {
     const cps = hasSurrogates(w) ? codePoints(w) : null;

@@ -10,7 +10,7 @@ const PY_WS_RUN_G = new RegExp(`[${PY_WS_CLASS}]+`, 'g');
 const PY_WS_ONE = new RegExp(`[${PY_WS_CLASS}]`);
 
 /** Python `str.isspace()` for one UTF-16 code unit (every Python whitespace character is in the BMP). */
-export function isPyWsCode(c: number): boolean {
+function isPyWsCode(c: number): boolean {
   if (c <= 32) return c === 32 || (c >= 9 && c <= 13) || (c >= 28 && c <= 31);
   if (c < 0x85) return false;
   return (

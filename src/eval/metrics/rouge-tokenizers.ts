@@ -45,11 +45,11 @@ export function rougeDefaultTokenize(text: string, useStemmer = false): string[]
   return out;
 }
 
-export function charTokenize(text: string): string[] {
+function charTokenize(text: string): string[] {
   return codePoints(text).filter((c) => !pyIsSpace(c));
 }
 
-export function whitespaceTokenize(text: string): string[] {
+function whitespaceTokenize(text: string): string[] {
   return pySplit(text);
 }
 

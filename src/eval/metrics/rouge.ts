@@ -35,16 +35,16 @@ export interface RougeOptions {
  * 25 M cells is 5,000 × 5,000 tokens (a 100 MB table for ROUGE-Lsum at worst, about 0.1–0.3 s); 1 M characters
  * tokenise in about 0.3 s.
  */
-export const MAX_LCS_CELLS = 25_000_000;
-export const MAX_ROUGE_SEGMENT_CHARS = 1_000_000;
+const MAX_LCS_CELLS = 25_000_000;
+const MAX_ROUGE_SEGMENT_CHARS = 1_000_000;
 
 const ZERO: RougeScore = { precision: 0, recall: 0, fmeasure: 0 };
 
-export function rougeFmeasure(precision: number, recall: number): number {
+function rougeFmeasure(precision: number, recall: number): number {
   return precision + recall > 0 ? (2 * precision * recall) / (precision + recall) : 0.0;
 }
 
-export function validateRougeType(t: string): void {
+function validateRougeType(t: string): void {
   if (t === 'rougeL' || t === 'rougeLsum') return;
   const m = /^rouge([0-9])$/.exec(t);
   if (!m) {
@@ -71,7 +71,7 @@ function ngramCounts(tokens: readonly string[], n: number): Map<string, number> 
   return m;
 }
 
-export function scoreNgrams(target: readonly string[], prediction: readonly string[], n: number): RougeScore {
+function scoreNgrams(target: readonly string[], prediction: readonly string[], n: number): RougeScore {
   const t = ngramCounts(target, n);
   const p = ngramCounts(prediction, n);
   let inter = 0;
@@ -157,11 +157,6 @@ function intern(a: readonly string[], b: readonly string[]): [Int32Array, Int32A
   return [ca, cb, ids.size];
 }
 
-export function lcsLength(ref: readonly string[], can: readonly string[]): number {
-  const [r, c] = intern(ref, can);
-  return lcsLengthIds(r, c);
-}
-
 function lcsLengthIds(r: ArrayLike<number>, c: ArrayLike<number>): number {
   const cols = c.length;
   let prev = new Int32Array(cols + 1);
@@ -219,12 +214,6 @@ export function findUnion(lcsList: readonly (readonly number[])[]): number[] {
 
 export function unionLcs<T>(ref: readonly T[], candidates: readonly (readonly T[])[]): T[] {
   return findUnion(candidates.map((c) => lcsIndices(ref, c))).map((i) => ref[i]);
-}
-
-export function scoreLcs(target: readonly string[], prediction: readonly string[]): RougeScore {
-  if (target.length === 0 || prediction.length === 0) return { ...ZERO };
-  const [t, p] = intern(target, prediction);
-  return scoreLcsIds(t, p);
 }
 
 function scoreLcsIds(target: Int32Array, prediction: Int32Array): RougeScore {

@@ -9,7 +9,7 @@ import { Rng } from '../../core/rng.ts';
 import type { CorpusMetric } from './corpus.ts';
 
 /** Resample indices: n rows of `size` draws with replacement. */
-export function bootstrapIndices(rng: Rng, nSamples: number, size: number): Int32Array[] {
+function bootstrapIndices(rng: Rng, nSamples: number, size: number): Int32Array[] {
   const out: Int32Array[] = [];
   for (let s = 0; s < nSamples; s++) {
     const row = new Int32Array(size);

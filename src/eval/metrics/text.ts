@@ -127,7 +127,7 @@ export function matchesRegex(text: string, pattern: string | RegExp): boolean {
 }
 
 /** Takes the JSON out of a generation: a ```json fenced block if present, else the text itself. */
-export function extractJsonText(text: string): string {
+function extractJsonText(text: string): string {
   const fence = /```(?:json)?\s*\n([\s\S]*?)```/i.exec(text);
   return (fence ? fence[1] : text).trim();
 }

@@ -11,7 +11,7 @@ export function fmt(v: number | undefined, digits = 2): string {
   return v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits);
 }
 
-export function fmtSummary(m: MetricSummary | undefined): string {
+function fmtSummary(m: MetricSummary | undefined): string {
   if (!m) return '–';
   const ci = m.ci ? ` <span class="ci">[${fmt(m.ci[0])}, ${fmt(m.ci[1])}]</span>` : '';
   return `${fmt(m.score)}${ci}`;
