@@ -12,6 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { offlineLlama, timeEvaluate } from '../../tools/reference/llama-cpp.ts';
 import { peakRssMb } from '../peak-rss.ts';
 
 const args = process.argv.slice(2);
@@ -67,26 +68,11 @@ async function loomSide(dir: string, file: string): Promise<Record<string, numbe
 
 /** llama.cpp: prefill = evaluating the prompt up to the first generated token; decode = the tokens after it. */
 async function llamaSide(gguf: string, V: number): Promise<Record<string, number>> {
-  const { getLlama } = await import('node-llama-cpp');
-  const llama = await getLlama({ gpu: false, build: 'never', progressLogs: false, logLevel: 'error' as never });
+  const llama = await offlineLlama();
   const model = await llama.loadModel({ modelPath: gguf, gpuLayers: 0 });
   // llama.cpp's defaults otherwise (what its users run): F16 KV cache, flash attention 'auto'
   const ctx = await model.createContext({ contextSize: promptLen + newTokens + 16, threads, batchSize: 512 });
-  const run = async (n: number): Promise<{ prefill: number; decode: number }> => {
-    const seq = ctx.getSequence();
-    let count = 0;
-    const start = performance.now();
-    let firstAt = start;
-    // biome-ignore lint/suspicious/noExplicitAny: node-llama-cpp's Token is a branded number
-    for await (const _t of seq.evaluate(prompt(V) as any, { temperature: 0 })) {
-      count++;
-      if (count === 1) firstAt = performance.now();
-      if (count >= n + 1) break;
-    }
-    const end = performance.now();
-    seq.dispose();
-    return { prefill: (firstAt - start) / 1000, decode: (end - firstAt) / 1000 };
-  };
+  const run = (n: number) => timeEvaluate(ctx, prompt(V), n);
   await run(2);
   const r = await bestOf(run);
   await ctx.dispose();

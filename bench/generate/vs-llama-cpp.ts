@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { offlineLlama, timeEvaluate } from '../../tools/reference/llama-cpp.ts';
 import { peakRssMb } from '../peak-rss.ts';
 
 const args = process.argv.slice(2);
@@ -46,9 +47,8 @@ async function loomSide(dir: string): Promise<Record<string, number>> {
 }
 
 async function llamaSide(gguf: string, V: number): Promise<Record<string, number>> {
-  const { getLlama } = await import('node-llama-cpp');
   let t0 = performance.now();
-  const llama = await getLlama({ gpu: false, build: 'never', progressLogs: false, logLevel: 'error' as never });
+  const llama = await offlineLlama();
   const model = await llama.loadModel({ modelPath: gguf, gpuLayers: 0 });
   const ctx = await model.createContext({
     contextSize: 512,
@@ -57,21 +57,7 @@ async function llamaSide(gguf: string, V: number): Promise<Record<string, number
     experimentalKvCacheValueType: 'F32',
   });
   const load = (performance.now() - t0) / 1000;
-  const run = async (n: number): Promise<number> => {
-    const seq = ctx.getSequence();
-    let count = 0;
-    const start = performance.now();
-    let firstAt = start;
-    // biome-ignore lint/suspicious/noExplicitAny: node-llama-cpp's Token is a branded number
-    for await (const _t of seq.evaluate(prompt(V) as any, { temperature: 0 })) {
-      count++;
-      if (count === 1) firstAt = performance.now();
-      if (count >= n + 1) break;
-    }
-    const secs = (performance.now() - firstAt) / 1000;
-    seq.dispose();
-    return n / secs;
-  };
+  const run = async (n: number): Promise<number> => n / (await timeEvaluate(ctx, prompt(V), n)).decode;
   await run(2);
   t0 = performance.now();
   const tps = await run(newTokens);

@@ -6,13 +6,14 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, cpSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { getLlama, type Llama, type Token } from 'node-llama-cpp';
+import type { Llama, Token } from 'node-llama-cpp';
 import { exportArtefact } from '../../src/export/export.ts';
 import { openExportSource } from '../../src/export/source.ts';
 import { CausalLM } from '../../src/generate/causal-lm.ts';
 import { generateIds } from '../../src/generate/generate.ts';
 import { LoomTokenizer } from '../../src/tokenizer/tokenizer.ts';
 import { runTraining } from '../../src/train/trainer.ts';
+import { exactF32Context, offlineLlama } from '../../tools/reference/llama-cpp.ts';
 import { makeTinyModel } from '../export/tiny-models.ts';
 import { cfg, tinyProject } from '../train/helpers.ts';
 
@@ -25,7 +26,7 @@ const N = 10;
 
 before(async () => {
   model = makeTinyModel(work, 'tiny-gen', {});
-  llama = await getLlama({ gpu: false, build: 'never', progressLogs: false, logLevel: 'error' as never });
+  llama = await offlineLlama();
 });
 after(async () => {
   await llama?.dispose();
@@ -101,13 +102,7 @@ test('llama.cpp continues our F32 GGUF export of the model with the same greedy 
   const r = exportArtefact({ input: model, format: 'gguf', dtype: 'fp32', out: join(work, 'gguf'), skipCheck: true });
   const m = await llama.loadModel({ modelPath: r.artefact, gpuLayers: 0 });
   // plain attention over an F32 cache (see test/export/gguf-llama-cpp.test.ts: flash attention rounds to F16)
-  const ctx = await m.createContext({
-    contextSize: 64,
-    threads: 2,
-    flashAttention: false,
-    experimentalKvCacheKeyType: 'F32',
-    experimentalKvCacheValueType: 'F32',
-  });
+  const ctx = await exactF32Context(m);
   try {
     const cpp: number[] = [];
     for await (const t of ctx

@@ -6,10 +6,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { getLlama, type Llama, type Token } from 'node-llama-cpp';
+import type { Llama, Token } from 'node-llama-cpp';
 import { exportArtefact } from '../../src/export/export.ts';
 import { readGguf } from '../../src/export/gguf/format.ts';
 import { CausalLM } from '../../src/generate/causal-lm.ts';
+import { exactF32Context, offlineLlama } from '../../tools/reference/llama-cpp.ts';
 import { LLAMA_ATTN_BIAS, LLAMA3, logSoftmax, makeTinyModel, QWEN2, QWEN3 } from './tiny-models.ts';
 
 let work: string;
@@ -17,7 +18,7 @@ let llama: Llama;
 
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'loom-gguf-'));
-  llama = await getLlama({ gpu: false, build: 'never', progressLogs: false, logLevel: 'error' as never });
+  llama = await offlineLlama();
 });
 after(async () => {
   await llama?.dispose();
@@ -28,16 +29,8 @@ async function compare(dir: string, dtype: 'fp32' | 'fp16' | 'int8' | 'int4') {
   const r = exportArtefact({ input: dir, format: 'gguf', dtype, out: join(dir, `gguf-${dtype}`), skipCheck: true });
   const lm = await CausalLM.fromFolder(dir, { threads: 2 });
   const model = await llama.loadModel({ modelPath: r.artefact, gpuLayers: 0 });
-  const ctx = await model.createContext({
-    contextSize: 64,
-    threads: 2,
-    // llama.cpp's CPU flash-attention kernel (node-llama-cpp's default 'auto' turns it on) computes attention with
-    // F16-rounded operands even over an F32 KV cache: measured, it moves log-probs by ~1e-2 exactly as an F16 cache
-    // does, and with it off the F32 gap is ~1e-5. So the F32 comparison runs the plain attention path.
-    flashAttention: false,
-    experimentalKvCacheKeyType: 'F32',
-    experimentalKvCacheValueType: 'F32',
-  });
+  // the plain attention path over an F32 cache (exactF32Context says why)
+  const ctx = await exactF32Context(model);
   try {
     const V = lm.config.vocabSize;
     const ids = [1, 77, 300, 42, 9, 260, 128, 5];

@@ -9,12 +9,13 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { getLlama, type Llama, type Token } from 'node-llama-cpp';
+import type { Llama, Token } from 'node-llama-cpp';
 import { exportArtefact } from '../../src/export/export.ts';
 import { dequantize, GgmlType, type GgufHeader, readGguf, tensorBytes } from '../../src/export/gguf/format.ts';
 import { ggufWeights } from '../../src/export/roundtrip.ts';
 import { openExportSource } from '../../src/export/source.ts';
 import { CausalLM } from '../../src/generate/causal-lm.ts';
+import { exactF32Context, offlineLlama } from '../../tools/reference/llama-cpp.ts';
 import { llamaCppQuantize } from '../../tools/reference/llama-quantize.ts';
 import { logSoftmax, makeTinyModel } from './tiny-models.ts';
 
@@ -22,7 +23,7 @@ let work: string;
 let llama: Llama;
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'loom-q4km-'));
-  llama = await getLlama({ gpu: false, build: 'never', progressLogs: false, logLevel: 'error' as never });
+  llama = await offlineLlama();
 });
 after(async () => {
   await llama?.dispose();
@@ -45,13 +46,7 @@ const PROMPT = [1, 77, 300, 42, 9, 260, 128, 5];
 /** llama.cpp's next-token log-probs at every prompt position, F32 KV cache, flash attention off. */
 async function cppLogProbs(file: string, V: number): Promise<Float64Array[]> {
   const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
-  const ctx = await model.createContext({
-    contextSize: 64,
-    threads: 2,
-    flashAttention: false,
-    experimentalKvCacheKeyType: 'F32',
-    experimentalKvCacheValueType: 'F32',
-  });
+  const ctx = await exactF32Context(model);
   try {
     const out = await ctx
       .getSequence()
