@@ -95,37 +95,37 @@ export function writeArtefacts(
   if (p.cls) return writeClassifier(p, mo, named, outputDir);
   if (mo.method === 'lora' || mo.method === 'qlora') {
     const lora = mo.lora;
-    files.push(
-      ...writeLoraAdapter(join(outputDir, 'adapter'), named, {
-        r: lora.rank,
-        alpha: lora.alpha,
-        dropout: lora.dropout,
-        targetModules: lora.targets,
-        useRslora: lora.useRslora,
-        baseModel: p.modelDir,
-      }),
-    );
+    files.push(...writeLoraAdapter(join(outputDir, 'adapter'), named, adapterConfig(mo.lora, p.modelDir)));
     if (job.merge) {
-      const w = new Map<string, Float32Named>(
-        [...p.weights].map(([n, t]) => [n, { name: n, dims: t.dims, data: t.data }]),
-      );
+      const w = namedWeights(p.weights);
       mergeLoraInto(w, named, lora.scale);
       files.push(...writeMergedModel(p.modelDir, join(outputDir, 'merged'), w));
     }
   } else if (mo.method === 'prefix') {
     files.push(...writePrefixAdapter(join(outputDir, 'adapter'), named[0]!, p.model, p.modelDir, mo.numVirtualTokens));
   } else {
-    const w = new Map<string, Float32Tensor>(p.weights);
-    for (const t of named) w.set(t.name, { dtype: 'float32', dims: t.dims, data: t.data });
-    files.push(
-      ...writeMergedModel(
-        p.modelDir,
-        join(outputDir, 'model'),
-        new Map([...w].map(([n, t]) => [n, { name: n, dims: t.dims, data: t.data }])),
-      ),
-    );
+    const w = namedWeights(p.weights);
+    for (const t of named) w.set(t.name, t);
+    files.push(...writeMergedModel(p.modelDir, join(outputDir, 'model'), w));
   }
   return files;
+}
+
+/** The base weights keyed by name, in the named form the merge and the folder writer take (no copy of the data). */
+function namedWeights(weights: Prepared['weights']): Map<string, Float32Named> {
+  return new Map([...weights].map(([n, t]) => [n, { name: n, dims: t.dims, data: t.data }]));
+}
+
+/** PEFT adapter_config fields of a LoRA run. */
+function adapterConfig(lora: Extract<MethodOptions, { lora: unknown }>['lora'], baseModel: string) {
+  return {
+    r: lora.rank,
+    alpha: lora.alpha,
+    dropout: lora.dropout,
+    targetModules: lora.targets,
+    useRslora: lora.useRslora,
+    baseModel,
+  };
 }
 
 /**
@@ -136,19 +136,11 @@ export function writeArtefacts(
  */
 function writeClassifier(p: Prepared, mo: MethodOptions, named: readonly Float32Named[], outputDir: string): string[] {
   const files: string[] = [];
-  const w = new Map<string, Float32Named>([...p.weights].map(([n, t]) => [n, { name: n, dims: t.dims, data: t.data }]));
+  const w = namedWeights(p.weights);
   if (mo.method === 'lora' || mo.method === 'qlora') {
     const lora = mo.lora;
     files.push(
-      ...writeLoraAdapter(join(outputDir, 'adapter'), named, {
-        r: lora.rank,
-        alpha: lora.alpha,
-        dropout: lora.dropout,
-        targetModules: lora.targets,
-        useRslora: lora.useRslora,
-        baseModel: p.modelDir,
-        seqCls: true,
-      }),
+      ...writeLoraAdapter(join(outputDir, 'adapter'), named, { ...adapterConfig(lora, p.modelDir), seqCls: true }),
     );
     mergeLoraInto(w, named, lora.scale);
   }
