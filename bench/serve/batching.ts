@@ -11,6 +11,7 @@ import { CausalLM } from '../../src/generate/causal-lm.ts';
 import { presetConfig } from '../../src/models/config.ts';
 import { newModel } from '../../src/models/folder.ts';
 import { BatchScheduler } from '../../src/serve/scheduler.ts';
+import { peakRssMb } from '../peak-rss.ts';
 
 const threads = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 2);
 const quick = process.argv.includes('--quick');
@@ -89,7 +90,5 @@ for (const [round, streams] of Array.from({ length: rounds }, (_, r) => [1, 4, 8
     }),
   );
 }
-console.log(
-  JSON.stringify({ ...base, phase: 'memory', peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) }),
-);
+console.log(JSON.stringify({ ...base, phase: 'memory', peak_rss_mb: peakRssMb() }));
 await lm.close();
