@@ -6,7 +6,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.ts';
 import { loomVersion } from '../core/version.ts';
 import { toHfConfig } from '../models/config.ts';
 import { mergeLoraInto, writeLoraAdapter, writeMergedModel, writePrefixAdapter } from '../models/peft.ts';
-import type { Float32Named, Float32Tensor } from '../models/safetensors.ts';
+import type { Float32Named } from '../models/safetensors.ts';
 import { lossChartHtml, MetricsLog } from './metrics.ts';
 import type { MethodOptions } from './options.ts';
 import type { Prepared } from './prepare.ts';

@@ -4,7 +4,7 @@
  */
 import { LoomError } from '../../core/errors.ts';
 import { type BleuTokenizerName, getBleuTokenizer } from './bleu-tokenizers.ts';
-import { type CorpusMetric, formatSignature, type RefStreams, referenceSets, SACREBLEU_VERSION } from './corpus.ts';
+import { type CorpusMetric, formatSignature, type RefStreams, referenceSets } from './corpus.ts';
 import { NgramTrie } from './ngram-trie.ts';
 import { pyFixed, pyRstrip, pySplit } from './pyfmt.ts';
 
