@@ -8,10 +8,17 @@ import { compareRuns, formatComparison, loadRun, renderComparison } from '../eva
 import { fmt } from '../eval/report/html.ts';
 import { UNREACHABLE } from '../eval/suite/results.ts';
 import { runSuite } from '../eval/suite/runner.ts';
+import { type PriceProvenance, priceLabel } from '../providers/presets.ts';
 import { Registry } from '../registry/db.ts';
 import { serveChatModel } from '../serve/openai-server.ts';
 
 /** `loom eval run | compare | standin`, registered on the `eval` command next to `eval metric`. */
+/** " (verified price, as of … / 价格已核实…)": which prices a cost line rests on. */
+function priceNote(p: PriceProvenance | undefined): string {
+  const l = priceLabel(p);
+  return l ? ` (${l.en} / ${l.zh})` : '';
+}
+
 export function registerEvalSuite(ev: Command): void {
   ev.command('run')
     .description(
@@ -72,7 +79,7 @@ Example:
           if (!u.requests) continue;
           const cost =
             u.costPer1kRequestsUsd !== undefined
-              ? `$${u.costPer1kRequestsUsd.toFixed(4)} per 1,000 requests`
+              ? `$${u.costPer1kRequestsUsd.toFixed(4)} per 1,000 requests${priceNote(u.price)}`
               : 'no price';
           process.stdout.write(
             `model ${id}\t${u.requests} requests\t${cost}\tmean latency ${fmt(u.meanLatencyMs ?? Number.NaN, 1)} ms\n`,

@@ -2,7 +2,16 @@
 import { useState } from 'preact/hooks';
 import { fmt, Picker, Status, t, useApi } from '../lib.tsx';
 
-interface EvalRun { tasks: { task: string; model: string; summary: Record<string, { score: number; ci?: [number, number] }>; examples: { id: string; input: string; hypothesis: string; references: string[]; scores: Record<string, number> }[]; conversations?: unknown[] }[] }
+interface Usage { requests?: number; costPer1kRequestsUsd?: number; meanLatencyMs?: number; price?: { origin: 'table' | 'suite'; verified: boolean; asOf?: string } }
+interface EvalRun { usage?: Record<string, Usage>; tasks: { task: string; model: string; summary: Record<string, { score: number; ci?: [number, number] }>; examples: { id: string; input: string; hypothesis: string; references: string[]; scores: Record<string, number> }[]; conversations?: unknown[] }[] }
+
+/** Which price a cost rests on: a verified list price (and its date), an unverified estimate, or the suite's own. */
+function PriceCell({ u }: { u: Usage }) {
+  if (u.costPer1kRequestsUsd === undefined || !u.price) return <td>{t('evaluations.noPrice')}</td>;
+  const p = u.price;
+  const text = p.origin === 'suite' ? t('evaluations.priceSuite') : t(p.verified ? 'evaluations.priceVerified' : 'evaluations.priceUnverified', { date: p.asOf ?? '' });
+  return <td data-price={p.verified ? 'verified' : 'unverified'} class={p.verified ? '' : 'warn'}>{text}</td>;
+}
 
 export function Evaluations() {
   const list = useApi<{ runs: { path: string }[] }>('evaluations');
@@ -22,6 +31,11 @@ export function Evaluations() {
           <table><thead><tr><th>{t('evaluations.task')}</th><th>{t('evaluations.model')}</th><th>{t('evaluations.metric')}</th><th>{t('evaluations.score')}</th><th>{t('evaluations.interval')}</th></tr></thead>
             <tbody>{r.tasks.flatMap((task) => Object.entries(task.summary).map(([m, s]) => (
               <tr><td>{task.task}</td><td>{task.model}</td><td>{m}</td><td>{fmt(s.score)}</td><td>{s.ci ? `${fmt(s.ci[0])} – ${fmt(s.ci[1])}` : '–'}</td></tr>)))}</tbody></table>
+          {r.usage && Object.keys(r.usage).length > 0 && <>
+            <h3>{t('evaluations.models')}</h3>
+            <table data-testid="eval-usage"><thead><tr><th>{t('evaluations.model')}</th><th>{t('evaluations.requests')}</th><th>{t('evaluations.costPer1k')}</th><th>{t('evaluations.price')}</th><th>{t('evaluations.latency')}</th></tr></thead>
+              <tbody>{Object.entries(r.usage).map(([id, u]) => <tr><td>{id}</td><td>{u.requests ?? 0}</td><td>{fmt(u.costPer1kRequestsUsd)}</td><PriceCell u={u} /><td>{u.meanLatencyMs === undefined ? '–' : u.meanLatencyMs.toFixed(1)}</td></tr>)}</tbody></table>
+          </>}
           <h3>{t('evaluations.examples')}</h3>
           {r.tasks.map((task) => (
             <details>

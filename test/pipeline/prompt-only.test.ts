@@ -15,7 +15,7 @@ import { LocalChatModel } from '../../src/generate/chat-model.ts';
 import { createModelFolder } from '../../src/models/folder.ts';
 import { initProject } from '../../src/pipeline/init.ts';
 import { runPipeline } from '../../src/pipeline/run.ts';
-import { PRICE_TABLE } from '../../src/providers/presets.ts';
+import { PRICE_TABLE, priceLabel, priceProvenance } from '../../src/providers/presets.ts';
 import { buildGateway } from '../../src/serve/app.ts';
 import { openBackend } from '../../src/serve/backends.ts';
 import { Limiter } from '../../src/serve/limiter.ts';
@@ -233,14 +233,43 @@ test('loom eval: prompt-only hosted vs a local model in one report, cost per 1,0
   const html = readFileSync(join(out, 'report.html'), 'utf8');
   assert.match(html, /cost \/ 1,000 requests/);
   assert.match(html, new RegExp(hosted.costPer1kRequestsUsd!.toFixed(4)));
+  // the suite priced the hosted model itself: the cost says so rather than passing for a verified list price
+  assert.deepEqual(hosted.price, { origin: 'suite', verified: false });
+  assert.match(html, /suite price \/ 套件自定价格/);
 });
 
-test('the price table says where each price comes from and as of when', () => {
+test('the price table: every entry names its sources, the date they state, and whether it was verified', () => {
+  const keys = ['asOf', 'input', 'note', 'output', 'sources', 'verified'];
   for (const [k, v] of Object.entries(PRICE_TABLE)) {
-    assert.match(v.source, /^https:\/\//, k);
-    assert.match(v.asOf, /^\d{4}-\d{2}-\d{2}$/, k);
+    assert.match(k, /^[\w-]+:[\w.-]+$/, `${k}: keyed provider:model`);
+    for (const f of Object.keys(v)) assert.ok(keys.includes(f), `${k}: unknown field ${f}`);
+    assert.ok(Array.isArray(v.sources) && v.sources.length > 0, `${k}: at least one source`);
+    for (const src of v.sources)
+      assert.match(src, /^(https:\/\/\S+|github:[\w.-]+\/[\w.-]+@[0-9a-f]{40}:\S+)$/, `${k}: source ${src}`);
+    assert.match(v.asOf, /^\d{4}-\d{2}-\d{2}$/, `${k}: asOf`);
+    assert.ok(!Number.isNaN(Date.parse(v.asOf)), `${k}: asOf is a real date`);
+    assert.equal(typeof v.verified, 'boolean', `${k}: verified`);
+    // an estimate must say why it is one
+    if (!v.verified) assert.ok((v.note ?? '').length > 20, `${k}: an unverified price explains itself`);
     assert.ok(v.input > 0 && v.output > 0, k);
   }
+});
+
+test('a cost says which price it rests on: verified table price, unverified table price, or the suite’s own', () => {
+  const verified = Object.entries(PRICE_TABLE).find(([, v]) => v.verified)!;
+  const unverified = Object.entries(PRICE_TABLE).find(([, v]) => !v.verified)!;
+  assert.deepEqual(priceProvenance(verified[0], {}), { origin: 'table', verified: true, asOf: verified[1].asOf });
+  assert.equal(priceProvenance(unverified[0], {})!.verified, false);
+  assert.deepEqual(priceProvenance(verified[0], { [verified[0]]: { input: 1, output: 1 } }), {
+    origin: 'suite',
+    verified: false,
+  });
+  assert.equal(priceProvenance('local:model', {}), undefined);
+  assert.match(
+    priceLabel(priceProvenance(verified[0], {}))!.en,
+    new RegExp(`verified price, as of ${verified[1].asOf}`),
+  );
+  assert.match(priceLabel(priceProvenance(unverified[0], {}))!.zh, /价格未核实/);
 });
 
 test('loom init --template faq-qa --no-train, then loom run: data ran, serve names the prompt version; edits rerun', async () => {

@@ -119,6 +119,8 @@ test('a real browser walks data → train (tiny) → eval → playground → mon
 
     await page.goto(`${url}/evaluations?lang=zh-CN`);
     await page.getByRole('cell', { name: 'chrf', exact: true }).waitFor();
+    // the cost column says which price a cost rests on; a local model has none
+    await page.getByTestId('eval-usage').getByRole('cell', { name: '无价格', exact: true }).waitFor();
     await shot(page, 'evaluations-zh-CN');
 
     // Playground: one model, then two side by side on the same message, guard verdicts inline in each pane.

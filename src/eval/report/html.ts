@@ -4,6 +4,7 @@ import { type MetricSummary, type RunResult, type TaskRunResult, UNREACHABLE } f
 /** Self-contained HTML (inline CSS, no scripts from anywhere): opens from disk, mails as one file. */
 
 import { escapeHtml as esc, REPORT_FONT_STACK } from '../../core/html.ts';
+import { priceLabel } from '../../providers/presets.ts';
 
 export { esc };
 
@@ -147,7 +148,12 @@ function conversationView(c: ConversationResult): string {
 function perRequestCells(u: RunResult['usage'][string] | undefined): string {
   const cost = u?.costPer1kRequestsUsd;
   const ms = u?.meanLatencyMs;
-  return `<td>${u?.requests ?? 0}</td><td>${cost !== undefined ? cost.toFixed(4) : '–'}</td><td>${ms !== undefined ? ms.toFixed(1) : '–'}</td>`;
+  // The price's provenance beside the figure: a verified list price, an unverified estimate, or the suite's own.
+  const label = cost !== undefined ? priceLabel(u?.price) : undefined;
+  const note = label
+    ? ` <span class="${u?.price?.verified ? 'muted' : 'err'}" data-price="${u?.price?.verified ? 'verified' : 'unverified'}">${esc(label.en)} / ${esc(label.zh)}</span>`
+    : '';
+  return `<td>${u?.requests ?? 0}</td><td>${cost !== undefined ? cost.toFixed(4) : '–'}${note}</td><td>${ms !== undefined ? ms.toFixed(1) : '–'}</td>`;
 }
 
 export function renderRunReport(run: RunResult): string {

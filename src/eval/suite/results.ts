@@ -1,3 +1,4 @@
+import type { PriceProvenance } from '../../providers/presets.ts';
 import type { ConversationResult } from '../simulate/conversation.ts';
 
 /** How reports and the CLI show a task whose model could not be reached. */
@@ -58,6 +59,8 @@ export interface ModelUsage {
   costPer1kRequestsUsd?: number;
   /** Mean seconds per request, in milliseconds. */
   meanLatencyMs?: number;
+  /** Where costUsd's price came from: the price table (verified or not, as of when) or the suite's own prices. */
+  price?: PriceProvenance;
 }
 
 /** Cost per 1,000 requests and mean latency from a usage record's totals (undefined when there is nothing to divide). */

@@ -16,7 +16,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../../core/atomic.ts';
 import { LoomError } from '../../core/errors.ts';
 import { Progress } from '../../core/progress.ts';
 import type { ChatModel, GenerationSettings } from '../../core/types.ts';
-import { costOf, defaultPrices } from '../../providers/presets.ts';
+import { costOf, defaultPrices, priceProvenance } from '../../providers/presets.ts';
 import { bootstrapMean, formatChoicePrompt, loadMultipleChoice, scoreChoice } from '../metrics/index.ts';
 import { renderRunReport } from '../report/html.ts';
 import { type ConversationResult, runScenario } from '../simulate/conversation.ts';
@@ -206,14 +206,16 @@ export async function runSuite(path: string, opts: RunSuiteOptions = {}): Promis
   };
   const settings = settingsOf(config.generation);
   // Read before any model runs, so a bad price file fails fast instead of after the whole run.
-  const prices = {
-    ...defaultPrices,
+  const suitePrices = {
     ...(config.prices_file ? loadConfig(resolve(baseDir, config.prices_file), priceTableSchema).config : {}),
     ...config.prices,
   };
+  const prices = { ...defaultPrices, ...suitePrices };
   const save = () => {
     for (const u of Object.values(result.usage)) {
       u.costUsd = costOf(u.modelId, u.promptTokens, u.completionTokens, prices);
+      const price = priceProvenance(u.modelId, suitePrices);
+      if (price) u.price = price;
       Object.assign(u, perRequest(u));
     }
     writeJsonAtomic(join(dir, 'results.json'), result);
