@@ -12,6 +12,7 @@ import { Limiter } from '../serve/limiter.ts';
 import { formatMemoryEstimate, serveMemoryEstimate } from '../serve/memory.ts';
 import { listenGateway } from '../serve/openai-server.ts';
 import { mountStudio } from '../studio/app.ts';
+import { defaultStudioBuild, ensureStudioBuild } from '../studio/build.ts';
 import { parsePort } from './studio.ts';
 
 export interface ServeStartOptions {
@@ -161,6 +162,8 @@ export function registerServe(program: Command): void {
         process.stdout.write(formatMemoryEstimate(serveMemoryEstimate(config, baseDir)));
         return;
       }
+      // A stale front end (sources pulled since `npm install`) is rebuilt before the server starts.
+      if (o.studio) await ensureStudioBuild(defaultStudioBuild());
       const mount = o.studio
         ? (gw: Gateway) => mountStudio(gw.app, { projectDir: resolve(o.project), gateway: gw }, '/studio')
         : undefined;

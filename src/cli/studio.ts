@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { LoomError } from '../core/errors.ts';
 import { buildStudio, listenStudio } from '../studio/app.ts';
+import { defaultStudioBuild, ensureStudioBuild } from '../studio/build.ts';
 
 export function parsePort(v: string | undefined): number | undefined {
   const port = v === undefined ? undefined : Number(v);
@@ -26,6 +27,8 @@ export function registerStudio(program: Command): void {
       '\nPrints "listening on http://HOST:PORT" when ready; open it in a browser (?lang=zh-CN for Chinese).\nEverything is served from this machine: no CDN, no request leaves it. `loom serve --studio` mounts it at /studio.\n\nExample:\n  $ loom studio --project examples/customer-service --port 7860',
     )
     .action(async (o: { port: string; host: string; project: string }) => {
+      // A stale front end (sources pulled since `npm install`) is rebuilt before the server starts.
+      await ensureStudioBuild(defaultStudioBuild());
       const s = buildStudio({ projectDir: resolve(o.project) });
       const url = await listenStudio(s, o.host, parsePort(o.port) ?? 7860);
       process.stdout.write(`listening on ${url}\n`);

@@ -5,7 +5,6 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { extname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { describeIssues, loadConfig } from '../config/load.ts';
@@ -15,6 +14,7 @@ import { STAGES } from '../pipeline/config.ts';
 import { defaultRegistryPath, Registry } from '../registry/db.ts';
 import type { Gateway } from '../serve/app.ts';
 import { maskedExamples } from '../train/show-tokens.ts';
+import { defaultStudioBuild } from './build.ts';
 import { TrainJobs } from './jobs.ts';
 import { PipelineJob, projectLineage, projectRuns, stageHistory } from './pipeline.ts';
 import { monitorSamples, Playground } from './playground.ts';
@@ -31,12 +31,11 @@ import {
 
 const PAGES = ['projects', 'datasets', 'training', 'evaluations', 'playground', 'monitor', 'lineage'] as const;
 
-/** The built front end: studio-dist/ at the package root (gitignored; `npm install` runs `prepare`, which builds it). */
-function studioDistDir(): string {
-  return fileURLToPath(new URL('../../studio-dist/', import.meta.url));
-}
-
-export function requireStudioBuild(dist = studioDistDir()): string {
+/**
+ * The built front end: studio-dist/ at the package root (gitignored; `npm install` runs `prepare`, which builds it;
+ * `loom studio` rebuilds it first when its sources changed, src/studio/build.ts).
+ */
+export function requireStudioBuild(dist = defaultStudioBuild().dist): string {
   if (!existsSync(join(dist, 'index.html'))) {
     throw new LoomError('INPUT_NOT_FOUND', `the Studio front end is not built (${dist} is missing)`, {
       hint: 'run `npm install` (its prepare step builds it) or `npm run build:studio` in the Loom folder / 前端未构建：请运行 npm install 或 npm run build:studio',
