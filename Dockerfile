@@ -1,4 +1,5 @@
-# loom serve in a container. UNTESTED: docker cannot run on the machine this was written on.
+# loom serve in a container. Never built as an image (no Docker engine where this was written); its steps are
+# replayed without Docker by deploy/check-image-steps.sh (npm ci --omit=dev, non-root serve, SIGTERM).
 # Build: docker build -t loom .   Run: docker run -p 8000:8000 -v $PWD/models:/models loom serve /models/my-model --host 0.0.0.0
 FROM node:20-bookworm-slim AS build
 WORKDIR /app

@@ -50,6 +50,8 @@ export interface GatewayOptions {
   logLevel?: string;
   /** Checked before every generation; throws an ApiError (401/403/429) to refuse. */
   authorize?: (req: FastifyRequest, model: string) => void;
+  /** Filters /v1/models to what the caller may use; throws an ApiError (401) without a valid key. */
+  visibleModels?: (req: FastifyRequest, all: string[]) => string[];
   /** Told the usage of every finished generation (key budgets). */
   onUsage?: (req: FastifyRequest, r: ChatResult) => void;
   /** Told every finished generation (after the reply went out): the request log. */
@@ -150,12 +152,11 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     draining ? reply.code(503).send({ status: 'draining' }) : { status: 'ready', models: [...models.keys()] },
   );
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.text()));
-  app.get('/v1/models', async () => ({
-    object: 'list',
-    data: opts.models
-      .flatMap((m) => [m.name, ...m.adapters.map((a) => `${m.name}:${a}`)])
-      .map((id) => ({ id, object: 'model', created: 0, owned_by: 'loom' })),
-  }));
+  app.get('/v1/models', async (req) => {
+    const all = opts.models.flatMap((m) => [m.name, ...m.adapters.map((a) => `${m.name}:${a}`)]);
+    const ids = opts.visibleModels ? opts.visibleModels(req, all) : all;
+    return { object: 'list', data: ids.map((id) => ({ id, object: 'model', created: 0, owned_by: 'loom' })) };
+  });
 
   const generate = async (kind: 'chat' | 'text', req: FastifyRequest, reply: FastifyReply) => {
     const chat = kind === 'chat' ? parseBody(chatBody, req.body) : undefined;

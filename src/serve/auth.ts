@@ -9,24 +9,36 @@ import { ApiError } from './protocol.ts';
 
 export function keyAuth(keys: ApiKeys): {
   authorize: (req: FastifyRequest, model: string) => void;
+  visibleModels: (req: FastifyRequest, all: string[]) => string[];
   onUsage: (req: FastifyRequest, r: ChatResult) => void;
 } {
   const who = new WeakMap<FastifyRequest, ApiKeyRecord>();
   const windows = new Map<string, number[]>();
+  const identify = (req: FastifyRequest): ApiKeyRecord => {
+    const h = req.headers.authorization ?? '';
+    const key = h.startsWith('Bearer ') ? h.slice(7).trim() : '';
+    const rec = key ? keys.verify(key) : undefined;
+    if (!rec)
+      throw new ApiError(
+        401,
+        'Incorrect or missing API key (send Authorization: Bearer <key>)',
+        'invalid_request_error',
+        null,
+        'invalid_api_key',
+      );
+    return rec;
+  };
+  const allowed = (rec: ApiKeyRecord, model: string) => rec.models.length === 0 || rec.models.includes(model);
   return {
+    // /v1/models needs a key like OpenAI's does, and lists only what that key may call: on a public bind the
+    // model names (and adapter names, often customer names) are not for anonymous callers.
+    visibleModels(req, all) {
+      const rec = identify(req);
+      return all.filter((id) => allowed(rec, id.split(':')[0]!));
+    },
     authorize(req, model) {
-      const h = req.headers.authorization ?? '';
-      const key = h.startsWith('Bearer ') ? h.slice(7).trim() : '';
-      const rec = key ? keys.verify(key) : undefined;
-      if (!rec)
-        throw new ApiError(
-          401,
-          'Incorrect or missing API key (send Authorization: Bearer <key>)',
-          'invalid_request_error',
-          null,
-          'invalid_api_key',
-        );
-      if (rec.models.length > 0 && !rec.models.includes(model)) {
+      const rec = identify(req);
+      if (!allowed(rec, model)) {
         throw new ApiError(
           403,
           `this API key may not use model "${model}"`,

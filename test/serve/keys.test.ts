@@ -51,7 +51,7 @@ test('loom keys create/list/revoke: key printed once, only its hash at rest', ()
   assert.notEqual(loom(['revoke', rows[0]!.id]).status, 0, 'revoking twice is an error');
 });
 
-test('loom serve with keys: 401 without, 403 outside scope, 429 over rpm and budget, 401 once revoked', async () => {
+test('loom serve with keys: 401 without (also /v1/models, filtered by scope), 403 outside scope, 429 over rpm and budget, 401 once revoked', async () => {
   const r = new Registry(reg);
   const keys = new ApiKeys(r);
   const ok = keys.create({ name: 'ok', models: ['tiny'], rpm: 3 });
@@ -73,7 +73,21 @@ test('loom serve with keys: 401 without, 403 outside scope, 429 over rpm and bud
       return e.status;
     }
   };
+  const list = (key?: string) =>
+    fetch(`${s.url}/v1/models`, { headers: key ? { authorization: `Bearer ${key}` } : {} }).then(async (r) => ({
+      status: r.status,
+      ids: r.ok ? ((await r.json()) as { data: { id: string }[] }).data.map((m) => m.id) : [],
+    }));
   try {
+    assert.deepEqual(await list(), { status: 401, ids: [] }, '/v1/models needs a key once keys exist');
+    assert.deepEqual(await list(ok.key), { status: 200, ids: ['tiny'] });
+    assert.deepEqual(await list(other.key), { status: 200, ids: [] }, 'a key scoped elsewhere sees none');
+    const sdkList = await new OpenAI({ baseURL: `${s.url}/v1`, apiKey: small.key, maxRetries: 0 }).models.list();
+    assert.deepEqual(
+      sdkList.data.map((m) => m.id),
+      ['tiny'],
+      'an unscoped key sees every model',
+    );
     assert.equal(await status(ask('loom-sk-wrong')), 401);
     assert.equal(await status(ask(other.key)), 403);
     assert.equal(await status(ask(ok.key)), 200);
