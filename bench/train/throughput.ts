@@ -4,7 +4,10 @@
  * linear projections, and full fine-tuning) beside the PyTorch 1.13 reference (tools/reference/train_ref.py, tuned: see
  * torchEnv; it prints the BLAS library and OpenBLAS core it ran with) in the same run; MFU against the measured ORT MatMul peak; peak RSS per method.
  *
- *   npx tsx bench/train/throughput.ts [--steps 2] [--layers 30] [--skip-torch] [--methods lora,full] [--no-arena] [--no-prepack]
+ *   npx tsx bench/train/throughput.ts [--steps 2] [--layers 30] [--skip-torch] [--methods lora,full] [--no-arena]
+ *     [--prepack | --no-prepack] [--mem-pattern]
+ * Session options default to training's (src/train/loop.ts): pre-packing off for frozen bases, on for full; ORT's
+ * memory pattern off.
  * Prints JSON lines. Each measurement runs in its own process so peak RSS is per method.
  */
 import { spawnSync } from 'node:child_process';
@@ -29,8 +32,14 @@ const LAYERS = Number(opt('layers', '30'));
 const THREADS = Number(opt('threads', '2'));
 /** `--no-arena`: load the step graph with ORT's CPU memory arena off (training's `ort_memory_arena: false`). */
 const ARENA = !args.includes('--no-arena');
-/** `--no-prepack`: load the step graph with ORT's constant pre-packing off (training's `ort_prepack: false`). */
-const PREPACK = !args.includes('--no-prepack');
+/** `--prepack` / `--no-prepack` (training's `ort_prepack`); default as training: off for frozen bases, on for full. */
+const PREPACK: boolean | undefined = args.includes('--no-prepack')
+  ? false
+  : args.includes('--prepack')
+    ? true
+    : undefined;
+/** `--mem-pattern`: load the step graph with ORT's memory pattern on (training's `ort_memory_pattern: true`). */
+const MEM_PATTERN = args.includes('--mem-pattern');
 const B = 4;
 const T = 256;
 const RANK = 8;
@@ -121,7 +130,8 @@ async function loomStep(method: Method): Promise<Record<string, unknown>> {
   const e = await Engine.create({ threads: THREADS });
   try {
     const t1 = performance.now();
-    const s = await e.load(graphs.step!, { transfer: true, memArena: ARENA, prepack: PREPACK });
+    const prepack = PREPACK ?? method === 'full';
+    const s = await e.load(graphs.step!, { transfer: true, memArena: ARENA, prepack, memPattern: MEM_PATTERN });
     graphs.step = undefined;
     weights = undefined;
     const loadS = (performance.now() - t1) / 1000;
@@ -177,6 +187,8 @@ async function loomStep(method: Method): Promise<Record<string, unknown>> {
       impl: 'loom',
       method,
       mem_arena: ARENA,
+      prepack,
+      mem_pattern: MEM_PATTERN,
       step_s: Number(step.toFixed(3)),
       tokens_per_s: Number(((B * T) / step).toFixed(1)),
       gflops: Number((stepFlops(m, method) / step / 1e9).toFixed(1)),
@@ -279,7 +291,8 @@ if (args.includes('--child')) {
       '--threads',
       String(THREADS),
       ...(ARENA ? [] : ['--no-arena']),
-      ...(PREPACK ? [] : ['--no-prepack']),
+      ...(PREPACK === undefined ? [] : [PREPACK ? '--prepack' : '--no-prepack']),
+      ...(MEM_PATTERN ? ['--mem-pattern'] : []),
     ]);
     const mfu = typeof loom.gflops === 'number' ? Number(((loom.gflops / peak) * 100).toFixed(1)) : null;
     // contention-robust: FLOPs per CPU-second of the step vs per CPU-second of the peak MatMul

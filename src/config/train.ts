@@ -104,6 +104,12 @@ export const trainConfigSchema = z
       .describe(
         "ORT's CPU memory arena; false lowers peak memory (7.3 → 6.7 GB for a 135M LoRA step), about 20 % slower",
       ),
+    ort_memory_pattern: z
+      .boolean()
+      .default(false)
+      .describe(
+        "ORT's memory pattern; off for training: on, each step allocated a planned block on top of the arena (1.7 → 0.98 GB for a 2-layer 135M LoRA step, same speed)",
+      ),
     ort_prepack: z
       .boolean()
       .optional()

@@ -41,7 +41,7 @@ export async function loadSessions(engine: Engine, graphs: TrainGraphs, c: Train
   // Frozen matrices are read twice per step (x·Wᵀ forward, g·W backward); pre-packed, each consumer keeps its own
   // packed copy. Off, ORT keeps W once and MLAS packs panels per call (O(K·N) against O(B·T·K·N)): docs/train.md.
   const prepack = c.ort_prepack ?? c.finetuning_type === 'full';
-  const loadOpts = { transfer: true, memArena: c.ort_memory_arena, prepack };
+  const loadOpts = { transfer: true, memArena: c.ort_memory_arena, prepack, memPattern: c.ort_memory_pattern };
   const step = await engine.load(graphs.step!, loadOpts);
   const grad = graphs.grad ? await engine.load(graphs.grad, loadOpts) : undefined;
   const evaluate = graphs.evaluate ? await engine.load(graphs.evaluate, loadOpts) : undefined;

@@ -4,7 +4,15 @@
  * GatherGrad, …, which exist only in ORT's training build).
  */
 import { LoomError } from '../../core/errors.ts';
-import { consumerMap, fmtShape, type Graph, type Node, regionIsSealed, type Tensor } from '../graph/graph.ts';
+import {
+  consumerMap,
+  factorize,
+  fmtShape,
+  type Graph,
+  type Node,
+  regionIsSealed,
+  type Tensor,
+} from '../graph/graph.ts';
 import {
   add,
   arange,
@@ -40,7 +48,7 @@ import {
   where,
   zerosLike,
 } from '../graph/ops.ts';
-import { type Dim, isFloat, toNumbers } from '../graph/types.ts';
+import { type Dim, hostTensor, isFloat, toNumbers } from '../graph/types.ts';
 
 type Grads = (Tensor | null)[];
 /** A VJP rule: node, gradient of its (single) output, which input gradients are wanted. */
@@ -74,8 +82,33 @@ export function unbroadcast(g: Tensor, target: Tensor): Tensor {
   return r;
 }
 
+/**
+ * The runtime shape of a forward tensor for use in the backward pass, built from its static dims (symbols read
+ * off the graph's inputs) instead of Shape(x): a Shape node runs when the backward reaches it, so Shape(x) kept
+ * every reshaped forward activation (attention scores, the [B, T, vocab] logits) alive until then. Falls back to
+ * Shape(x) when a dim is opaque (only x itself knows it).
+ */
+function shapeForGrad(x: Tensor): Tensor {
+  const g = x.graph;
+  if (x.shape.every((d) => typeof d === 'number')) return shapeOf(x);
+  const parts: Tensor[] = [];
+  for (const d of x.shape) {
+    const f = factorize(d);
+    if (f.syms.some((s) => s.startsWith('~'))) return shapeOf(x);
+    // atomic symbols (batch_size, sequence_length) are carried by graph inputs; a product symbol's own carrier
+    // may be a large intermediate, so multiply the factors instead
+    let t: Tensor | undefined = f.coef === 1 && f.syms.length > 0 ? undefined : i64(g, [f.coef]);
+    for (const s of f.syms) {
+      const dt = g.dimTensor(s);
+      t = t ? g.addNode('Mul', [t, dt], [{ dtype: 'int64', shape: [1] }])[0]! : dt;
+    }
+    parts.push(t!);
+  }
+  return concat(parts, 0);
+}
+
 function expandTo(t: Tensor, like: Tensor): Tensor {
-  return t.graph.addNode('Expand', [t, shapeOf(like)], [{ dtype: t.dtype, shape: like.shape }])[0]!;
+  return t.graph.addNode('Expand', [t, shapeForGrad(like)], [{ dtype: t.dtype, shape: like.shape }])[0]!;
 }
 
 const swapLast = (t: Tensor): Tensor => {
@@ -249,7 +282,13 @@ const rules: Record<string, Rule> = {
     const xT = transpose(xin, xPerm);
     return [transpose(gatherRowsGrad(xT, idx, transpose(g, gPerm)), inversePerm(xPerm)), null];
   },
-  GatherElements: (n, g) => [scatterElements(zerosLike(inp(n, 0)), inp(n, 1), g, intAttr(n, 'axis', 0), 'add'), null],
+  GatherElements: (n, g) => {
+    const xin = inp(n, 0);
+    const zeros = g.graph.addNode('ConstantOfShape', [shapeForGrad(xin)], [{ dtype: xin.dtype, shape: xin.shape }], {
+      value: { kind: 'tensor', v: hostTensor(xin.dtype, [1], [0]) },
+    })[0]!;
+    return [scatterElements(zeros, inp(n, 1), g, intAttr(n, 'axis', 0), 'add'), null];
+  },
   Where: (n, g, need) => [
     null,
     need[1] ? unbroadcast(where(inp(n, 0), g, 0), inp(n, 1)) : null,
@@ -271,7 +310,7 @@ const rules: Record<string, Rule> = {
 
 function x(n: Node, g: Tensor): Tensor {
   const xin = inp(n, 0);
-  return g.graph.addNode('Reshape', [g, shapeOf(xin)], [{ dtype: g.dtype, shape: xin.shape }])[0]!;
+  return g.graph.addNode('Reshape', [g, shapeForGrad(xin)], [{ dtype: g.dtype, shape: xin.shape }])[0]!;
 }
 
 /** Zero-pad `t` on one axis by `begin`/`end` (numbers or int64 [1] tensors). */

@@ -45,6 +45,13 @@ export interface LoadOptions {
    * lot at decode's M = 1. Measured in bench/train/throughput.ts (--no-prepack).
    */
   prepack?: boolean;
+  /**
+   * ORT's memory pattern (default on): after the first run ORT plans every intermediate into one block per input
+   * shape and allocates that block on each run, on top of what the arena already holds from the first run. A
+   * training step (symbolic batch and sequence dims) peaked at 1.7 GB with it and 0.98 GB without (2-layer
+   * SmolLM2 LoRA, arena on), at the same speed: training sessions turn it off (docs/benchmarks.md).
+   */
+  memPattern?: boolean;
 }
 
 export interface RunOptions {
@@ -218,6 +225,7 @@ export class Engine {
       profilePrefix: opts.profilePrefix,
       memArena: opts.memArena,
       prepack: opts.prepack,
+      memPattern: opts.memPattern,
     };
     let info: { id: number; inputNames: string[]; outputNames: string[] };
     try {

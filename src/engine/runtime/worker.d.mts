@@ -11,6 +11,7 @@ export interface BackendOptions {
   profilePrefix?: string;
   memArena?: boolean;
   prepack?: boolean;
+  memPattern?: boolean;
 }
 export function ortBinDir(): string;
 export function cudaAvailable(): boolean;

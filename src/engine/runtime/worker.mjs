@@ -38,7 +38,7 @@ function sessionOptions(opts) {
     executionMode: 'sequential',
     graphOptimizationLevel: opts.optimization ?? 'all',
     enableCpuMemArena: opts.memArena ?? true,
-    enableMemPattern: true,
+    enableMemPattern: opts.memPattern ?? true,
     logSeverityLevel: opts.logLevel ?? 3,
     ...(opts.optimizedModelFilePath ? { optimizedModelFilePath: opts.optimizedModelFilePath } : {}),
     ...(opts.profilePrefix ? { enableProfiling: true, profileFilePrefix: opts.profilePrefix } : {}),
