@@ -42,6 +42,21 @@ const OVERRIDE_ZH =
 const TARGET_ZH =
   '(指令|指示|设定|规则|提示词|提示|约束|限制|要求|命令|system prompt|系统提示|人设|身份设定|任务|安全策略|政策)';
 
+// Privacy families: who the details belong to, and which details.
+const ASK_EN =
+  "(find|get|give me|send me|tell me|look up|dig up|pull up|search for|track( down)?|locate|what is|what's|i need|where is)";
+const PERSON_EN =
+  '(ex|ex-?(girlfriend|boyfriend|wife|husband|partner)|girlfriend|boyfriend|wife|husband|partner|neighbou?r|co-?worker|colleague|boss|classmate|teacher|roommate|landlord|tenant|stranger|someone|somebody|person|guy|girl|woman|man|streamer|celebrity|influencer|user|customer|reviewer|employee|daughter|son)s?';
+const INFO_EN =
+  '(home address|address|phone number|phone|cell( phone)?( number)?|mobile( number)?|personal (information|info|details|data)|private (information|info|details)|ssn|social security( number)?|id number|passport( number)?|location|whereabouts|email( address)?|ip address)';
+const ASK_ZH = '(查|找|搜|人肉|定位|获取|给我|发我|告诉我|把|弄到|挖出|扒|帮我|想知道)';
+const PERSON_ZH =
+  '(别人|他人|某人|某个人|这个人|那个人|此人|前任|前男友|前女友|前妻|前夫|男朋友|女朋友|男友|女友|老公|老婆|丈夫|妻子|同事|邻居|同学|室友|网友|陌生人|路人|明星|主播|网红|女生|男生|女孩|男孩|领导|上司|房东|其他(用户|客户|顾客|买家|卖家|人)|别的(用户|客户|顾客|买家)|(他|她)(?![家们店]))';
+const BIZ_ZH =
+  '(店|餐|饭|酒店|宾馆|旅馆|商家|商场|公司|银行|网点|客服|官方|景点|医院|学校|馆|厅|机场|车站|超市|药房|物业)';
+const PRIVATE_ZH =
+  '(家庭住址|住址|家庭地址|住在哪|住哪|家在哪|身份证号?|行踪|开房记录|户籍|手机号码?|私人(电话|手机|号码)|个人信息|隐私|聊天记录|银行卡号|车牌号?)';
+
 const RULES: Rule[] = [
   // ---- injection: override verbs + target
   {
@@ -161,7 +176,8 @@ const RULES: Rule[] = [
     id: 'jb.dan',
     label: 'jailbreak',
     score: 0.95,
-    re: /(\bdan\b|do anything now|\bstan\b mode|\baim\b mode|\bdude\b mode|jailbreak(ed)?|jailbroken|越狱)/,
+    // DAN the persona, not Dan the colleague ("my meeting with Dan", "给Dan做午餐"): a persona cue must come with it.
+    re: /((you are|you're|act as|pretend to be|be|become|called|named|hello|hi|hey)( now| going to be)?( a| an| the)? dan\b|\bdan\b( mode| prompt| jailbreak|,? which stands| can do anything| has no)|do anything now|\bstan\b mode|\baim\b mode|\bdude\b mode|jailbreak(ed)?|jailbroken|越狱)/,
   },
   {
     id: 'jb.devmode',
@@ -191,7 +207,8 @@ const RULES: Rule[] = [
     id: 'jb.persona.en',
     label: 'jailbreak',
     score: 0.7,
-    re: /(pretend|imagine|act as if|roleplay as|role-play as|you are now|from now on you are|you will act as|play the role of|become) .{0,40}(ai|assistant|model|chatbot|character|persona|entity|version)/,
+    // Word-bounded: "become available" holds "ai" but names no persona.
+    re: /(pretend|imagine|act as if|roleplay as|role-play as|you are now|from now on you are|you will act as|play the role of|become) .{0,40}\b(ai|assistant|model|chatbot|character|persona|entity|version)\b/,
   },
   {
     id: 'jb.persona.zh',
@@ -217,7 +234,7 @@ const RULES: Rule[] = [
     label: 'harmful',
     category: 'violence',
     score: 0.9,
-    re: /(how (to|do i|can i|would i) |ways to |help me |best way to |teach me to )(make|build|assemble|create|get)( a| an)? (bomb|explosive|pipe bomb|molotov|gun|firearm|ghost gun|weapon|nerve agent|poison gas)|(how (to|do i|can i) |help me |best way to |plan to |i want to |i'm going to |going to )(kill|murder|stab|shoot|poison|hurt|beat up|attack|strangle) (my|a|an|the|someone|somebody|him|her|them|people|neighbou?r|boss|wife|husband)(?!.{0,25}(process|program|script|task|thread|server|app|container|session|job|bug|pid))/,
+    re: /(how (to|do i|can i|would i) |ways to |help me |best way to |teach me to )(make|build|assemble|create|get)( a| an)? (bomb|explosive|pipe bomb|molotov|gun|firearm|ghost gun|weapon|nerve agent|poison gas)|(how (to|do i|can i) |help me |best way to |plan to |i want to |i'm going to |going to )(kill|murder|stab|shoot|poison|hurt|beat up|attack|strangle) (my|a|an|the|someone|somebody|him|her|them|people|neighbou?r|boss|wife|husband)(?!.{0,25}(process|program|script|task|thread|server|app|container|session|job|bug|pid|credit|score|rating|chances|career|reputation|sales|business|feelings))/,
   },
   {
     id: 'harm.violence.zh',
@@ -297,7 +314,7 @@ const RULES: Rule[] = [
     label: 'harmful',
     category: 'crime',
     score: 0.85,
-    re: /(how (to|do i|can i) |help me |teach me to |best way to |ways to )(make|cook|synthesize|buy|sell|get) (meth|cocaine|heroin|fentanyl|drugs|lsd)|(how (to|do i|can i) |help me |teach me to |best way to |ways to )(launder money|steal (a|someone|credit)|shoplift|hack into|break into|pick a lock to|hotwire|counterfeit|forge|evade taxes|scam|phish|make a fake id|write (a )?(malware|ransomware|keylogger|virus))|(stolen|cloned) credit cards?|carding/,
+    re: /(how (to|do i|can i) |help me |teach me to |best way to |ways to )(make|cook|synthesize|buy|sell|get) (meth|cocaine|heroin|fentanyl|drugs|lsd)|(how (to|do i|can i) |help me |teach me to |best way to |ways to )(launder money|steal (a|someone|credit)|shoplift|hack into|break into|pick a lock to|hotwire|counterfeit|forge|evade taxes|scam|phish|make a fake id|write (a )?(malware|ransomware|keylogger|virus))|(buy|sell|buying|selling|use|using|cash out|where (can i|to) (get|find))( some| a)? (stolen|cloned) (credit )?cards?|carding/,
   },
   {
     id: 'harm.crime.zh',
@@ -306,19 +323,35 @@ const RULES: Rule[] = [
     score: 0.85,
     re: /(怎么|如何|教我|帮我|怎样|哪里|方法).{0,6}(制毒|制作冰毒|买(到)?(毒品|冰毒|大麻|枪)|洗钱|偷(东西|钱|车|手机)|入侵|黑进|盗号|诈骗|骗钱|伪造|做假证|逃税|开锁进|撬锁|写(木马|病毒|勒索软件))|(盗刷|套现|洗钱)(信用卡|教程|方法)/,
   },
+  // Privacy: digging up a *private person's* details (doxxing, 人肉搜索), not asking a shop, restaurant or bank for
+  // its own public contact (客服电话, "the hotel's phone number", CrossWOZ's 他家电话 = that restaurant's phone).
+  // So a weak detail (phone, address, location, orders) needs a person as its owner, with no business noun between;
+  // only details no business has (home address, ID number, 住址, 身份证, 行踪) may follow 他家/她家.
   {
     id: 'harm.privacy.en',
     label: 'harmful',
     category: 'privacy',
     score: 0.85,
-    re: /(find|get|give me|look up|dox|track|locate) .{0,20}(home address|phone number|personal information|ssn|social security|id number|location) of (my|a|an|this|that|the|someone)|dox(x)?(ing)? (someone|him|her|my)|other (customers'?|users'?) (orders|addresses|phone numbers|data|information)/,
+    re: new RegExp(
+      `${ASK_EN} .{0,20}${INFO_EN}s? of (the |my |this |that |a |an |some |his |her )?([a-z-]+ ){0,2}${PERSON_EN}\\b(?! (service|support|care|hotline|cent(er|re)|desk|portal))|${ASK_EN} .{0,12}\\b(my|this|that|a|the|his|her|some) ([a-z-]+ )?${PERSON_EN}('s|s'|') ([a-z-]+ )?(${INFO_EN}|number)|${ASK_EN} .{0,20}(?<!(my|our) )(home|residential) address|\\bdox(x)?(ing)? (someone|somebody|him|her|them|this|that|my|a)\\b|other (customers'?|users'?|buyers'?) (orders|addresses|phone numbers|data|information|details)`,
+    ),
   },
   {
     id: 'harm.privacy.zh',
     label: 'harmful',
     category: 'privacy',
     score: 0.85,
-    re: /(查|找|搜|人肉|定位|获取|给我|把).{0,8}(别人|他人|某人|他|她|前任|同事|其他(用户|客户|顾客)).{0,8}(住址|地址|手机号|电话|身份证|行踪|位置|个人信息|订单|开房记录)|人肉搜索/,
+    re: new RegExp(
+      `${ASK_ZH}.{0,8}?${PERSON_ZH}(?:(?!${BIZ_ZH}).){0,8}(${PRIVATE_ZH}|地址|电话|位置|订单|联系方式|微信|qq)|${ASK_ZH}.{0,8}(他|她)(们)?家.{0,4}(住址|家庭住址|住在哪|门牌号)|${PERSON_ZH}的?${PRIVATE_ZH}(是|在|多少|呢|吗)`,
+    ),
+  },
+  {
+    id: 'harm.privacy.zh2',
+    label: 'harmful',
+    category: 'privacy',
+    score: 0.85,
+    // 人肉(搜索) as a request, not a question about it ("人肉搜索违法吗" stays benign).
+    re: /人肉(搜索)?(一下|出|下)|(帮我|给我|替我|能不能|能否|可以|我要|我想|教我|怎么|如何)(去)?人肉|开盒(他|她|这个人|那个人|某人)/,
   },
   {
     id: 'harm.politics.en',
