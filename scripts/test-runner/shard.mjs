@@ -1,0 +1,43 @@
+// One unit shard: a single Node process (tsx and onnxruntime loaded once) that runs many test files with
+// node:test. Started by scripts/run-tests.mjs as
+//   node --import tsx --import ./scripts/test-runner/register.mjs --test-reporter=./scripts/test-runner/reporter.mjs \
+//        --test-force-exit scripts/test-runner/shard.mjs <timeoutMs> <file>...
+// Every file becomes one top-level describe() named by its path, holding the file's own tests and hooks
+// (node-test-shim.mjs records them while the file loads). All files load first, then run in the order given:
+// a test that registers tests while it runs must never be mistaken for a file's top level.
+// --test-force-exit: a file that leaves a handle open (a timer, a server, ORT's threads) cannot keep the shard
+// alive once every test is done; the per-file timeout below stops a test that never settles.
+import { describe, test } from 'node:test';
+import { relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { MARK } from './protocol.mjs';
+
+const [timeoutArg, ...files] = process.argv.slice(2);
+const timeout = Number(timeoutArg);
+const shim = await import(new URL('./node-test-shim.mjs', import.meta.url).href);
+
+const loaded = [];
+for (const file of files) {
+  const name = relative(process.cwd(), resolve(file)).split('\\').join('/');
+  process.stdout.write(`${MARK}${JSON.stringify({ ev: 'load', file: name })}\n`);
+  shim.startRecording();
+  let loadError = null;
+  try {
+    await import(pathToFileURL(resolve(file)).href);
+  } catch (err) {
+    loadError = err;
+  }
+  loaded.push({ name, calls: shim.stopRecording(), loadError });
+}
+
+for (const { name, calls, loadError } of loaded) {
+  describe(name, { timeout }, () => {
+    if (loadError !== null) {
+      test('loads', () => {
+        throw loadError;
+      });
+      return;
+    }
+    for (const call of calls) call();
+  });
+}
