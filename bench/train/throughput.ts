@@ -4,8 +4,8 @@
  * linear projections, and full fine-tuning) beside the PyTorch 1.13 reference (tools/reference/train_ref.py, tuned: see
  * torchEnv; it prints the BLAS library and OpenBLAS core it ran with) in the same run; MFU against the measured ORT MatMul peak; peak RSS per method.
  *
- *   npx tsx bench/train/throughput.ts [--steps 2] [--layers 30] [--skip-torch] [--methods lora,full] [--no-arena]
- *     [--prepack | --no-prepack] [--mem-pattern]
+ *   npx tsx bench/train/throughput.ts [--steps 2] [--preset smollm2-135m] [--layers <preset's>] [--skip-torch] [--methods lora,full] [--no-arena]
+ *     [--prepack | --no-prepack] [--mem-pattern] [--loss-chunks 4]
  * Session options default to training's (src/train/loop.ts): pre-packing off for frozen bases, on for full; ORT's
  * memory pattern off.
  * Prints JSON lines. Each measurement runs in its own process so peak RSS is per method.
@@ -28,7 +28,9 @@ const opt = (k: string, d: string): string => {
   return i >= 0 ? args[i + 1]! : d;
 };
 const STEPS = Number(opt('steps', '2'));
-const LAYERS = Number(opt('layers', '30'));
+/** `--preset qwen2.5-0.5b`: another model shape from src/models/config.ts presets (random weights). */
+const PRESET = opt('preset', 'smollm2-135m');
+const LAYERS = Number(opt('layers', String(presetConfig(PRESET).numLayers)));
 const THREADS = Number(opt('threads', '2'));
 /** `--no-arena`: load the step graph with ORT's CPU memory arena off (training's `ort_memory_arena: false`). */
 const ARENA = !args.includes('--no-arena');
@@ -40,12 +42,14 @@ const PREPACK: boolean | undefined = args.includes('--no-prepack')
     : undefined;
 /** `--mem-pattern`: load the step graph with ORT's memory pattern on (training's `ort_memory_pattern: true`). */
 const MEM_PATTERN = args.includes('--mem-pattern');
+/** `--loss-chunks N`: row pieces of the loss (training's `loss_chunks`, default 4; 1 = full logits at once). */
+const LOSS_CHUNKS = Number(opt('loss-chunks', '4'));
 const B = 4;
 const T = 256;
 const RANK = 8;
 
 function model(): LlamaConfig {
-  return presetConfig('smollm2-135m', { num_hidden_layers: LAYERS });
+  return presetConfig(PRESET, { num_hidden_layers: LAYERS });
 }
 
 /** Matmul FLOPs of one training step (multiply-add = 2), attention included. */
@@ -95,7 +99,11 @@ async function matmulPeak(): Promise<{ peak_gflops: number; peak_gflops_per_cpu_
 }
 
 function benchOptions(method: Method): MethodOptions {
-  const common = { optim: { weightDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, maxGradNorm: 1 }, packing: false };
+  const common = {
+    optim: { weightDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, maxGradNorm: 1 },
+    packing: false,
+    lossChunks: LOSS_CHUNKS,
+  };
   const lora = {
     rank: RANK,
     alpha: 2 * RANK,
@@ -189,6 +197,7 @@ async function loomStep(method: Method): Promise<Record<string, unknown>> {
       mem_arena: ARENA,
       prepack,
       mem_pattern: MEM_PATTERN,
+      loss_chunks: LOSS_CHUNKS,
       step_s: Number(step.toFixed(3)),
       tokens_per_s: Number(((B * T) / step).toFixed(1)),
       gflops: Number((stepFlops(m, method) / step / 1e9).toFixed(1)),
@@ -242,6 +251,14 @@ function torchEnv(): Record<string, string> {
 }
 
 function torch(method: string): Record<string, unknown> {
+  const m = model();
+  const shape = {
+    vocab: m.vocabSize,
+    hidden: m.hiddenSize,
+    heads: m.numHeads,
+    'kv-heads': m.numKvHeads,
+    inter: m.intermediateSize,
+  };
   const r = spawnSync(
     '/usr/bin/python3',
     [
@@ -254,6 +271,7 @@ function torch(method: string): Record<string, unknown> {
       String(LAYERS),
       '--steps',
       String(STEPS),
+      ...Object.entries(shape).flatMap(([k, v]) => [`--${k}`, String(v)]),
     ],
     { encoding: 'utf8', env: { ...process.env, ...torchEnv() } },
   );
@@ -274,7 +292,7 @@ if (args.includes('--child')) {
   const pk = child(['--child', 'peak', '--threads', String(THREADS)]);
   const peak = pk.peak_gflops as number;
   const peakCpu = pk.peak_gflops_per_cpu_s as number;
-  const base = { bench: 'train_throughput', shape: 'smollm2-135m', layers: LAYERS, batch: B, seq: T, threads: THREADS };
+  const base = { bench: 'train_throughput', shape: PRESET, layers: LAYERS, batch: B, seq: T, threads: THREADS };
   const peaks = {
     ort_matmul_peak_gflops: Number(peak.toFixed(1)),
     ort_matmul_peak_gflops_per_cpu_s: Number(peakCpu.toFixed(1)),
@@ -288,11 +306,15 @@ if (args.includes('--child')) {
       String(STEPS),
       '--layers',
       String(LAYERS),
+      '--preset',
+      PRESET,
       '--threads',
       String(THREADS),
       ...(ARENA ? [] : ['--no-arena']),
       ...(PREPACK === undefined ? [] : [PREPACK ? '--prepack' : '--no-prepack']),
       ...(MEM_PATTERN ? ['--mem-pattern'] : []),
+      '--loss-chunks',
+      String(LOSS_CHUNKS),
     ]);
     const mfu = typeof loom.gflops === 'number' ? Number(((loom.gflops / peak) * 100).toFixed(1)) : null;
     // contention-robust: FLOPs per CPU-second of the step vs per CPU-second of the peak MatMul

@@ -104,6 +104,11 @@ export const trainConfigSchema = z
       .describe(
         "ORT's CPU memory arena; false lowers peak memory (7.3 → 6.7 GB for a 135M LoRA step), about 20 % slower",
       ),
+    loss_chunks: positiveInt
+      .default(4)
+      .describe(
+        'the LM loss is computed over this many row pieces, so the [tokens, vocab] logits never exist at once (1 = one piece)',
+      ),
     ort_memory_pattern: z
       .boolean()
       .default(false)

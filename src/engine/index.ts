@@ -1,5 +1,7 @@
 /** The engine: graph IR, autodiff, ONNX emission and the ORT runtime. See docs/engine.md. */
 export { differentiableOps, grad, unbroadcast } from './autodiff/grad.ts';
+export type { ChunkedCrossEntropyOptions } from './graph/chunked-ce.ts';
+export { chunkedCrossEntropy } from './graph/chunked-ce.ts';
 export type { AttentionOptions, CrossEntropyOptions } from './graph/composites.ts';
 export {
   attention,

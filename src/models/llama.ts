@@ -45,6 +45,7 @@ import {
   arange,
   attention,
   cast,
+  chunkedCrossEntropy,
   concat,
   crossEntropy,
   type Dim,
@@ -112,6 +113,12 @@ export interface LlamaGraphOptions {
   /** Labels already aligned with logits (labels[t] is the target of position t): no shift in the graph. */
   labelsShifted?: boolean;
   lossWeights?: boolean;
+  /**
+   * With loss and logits 'none' (LM head only): the loss as engine chunkedCrossEntropy over `chunks` row pieces, so
+   * the [B·T, vocab] logits never exist at once; `eagerGrad` (training step graphs) computes the head's gradients
+   * piece by piece inside the forward. The lm_head linear hook is not called on this path.
+   */
+  lossChunks?: { chunks: number; eagerGrad: boolean };
   /** Rows of the precomputed rope cos/sin table (positions must stay below it). Default min(max_position_embeddings, 32768). */
   ropeTableSize?: number;
   /** Symbolic dim names (Optimum defaults). */
@@ -312,8 +319,9 @@ export function buildLlama(cfg: LlamaConfig, weights: WeightSource, opts: LlamaG
   };
 
   const out: LlamaGraph = { graph: g, config: cfg, params, trainable, inputs };
+  const chunked = opts.loss && opts.lossChunks && classes === undefined && logitsMode !== 'all';
   let fullLogits: Tensor | undefined;
-  if (logitsMode === 'all' || opts.loss) fullLogits = head(x);
+  if (logitsMode === 'all' || (opts.loss && !chunked)) fullLogits = head(x);
   if (logitsMode === 'all' && fullLogits) {
     g.output('logits', fullLogits);
     out.logits = fullLogits;
@@ -323,10 +331,10 @@ export function buildLlama(cfg: LlamaConfig, weights: WeightSource, opts: LlamaG
     out.logits = last;
   }
 
-  if (opts.loss && fullLogits) {
+  if (opts.loss && (fullLogits || chunked)) {
     const labels = g.input('labels', 'int64', [dimB, dimT]);
     inputs.labels = labels;
-    let lg = fullLogits;
+    let lg = fullLogits ?? x;
     let lb: Tensor = labels;
     let lw: Tensor | undefined;
     if (opts.lossWeights) {
@@ -338,11 +346,25 @@ export function buildLlama(cfg: LlamaConfig, weights: WeightSource, opts: LlamaG
       lb = slice(lb, [1], [END], [1]);
       if (lw) lw = slice(lw, [1], [END], [1]);
     }
-    const loss = crossEntropy(reshape(lg, [-1, classes ?? cfg.vocabSize]), reshape(lb, [-1]), {
-      ignoreIndex: -100,
-      reduction: 'mean',
-      weights: lw ? reshape(lw, [-1]) : undefined,
-    });
+    const weights = lw ? reshape(lw, [-1]) : undefined;
+    let loss: Tensor;
+    if (chunked && opts.lossChunks) {
+      const headName = cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+      const w = param(headName, [cfg.vocabSize, H]);
+      loss = chunkedCrossEntropy(reshape(lg, [-1, H]), transpose(w, [1, 0]), reshape(lb, [-1]), {
+        chunks: opts.lossChunks.chunks,
+        ignoreIndex: -100,
+        weights,
+        eagerGrad: opts.lossChunks.eagerGrad,
+        headGrad: opts.lossChunks.eagerGrad && isTrainable(headName),
+      });
+    } else {
+      loss = crossEntropy(reshape(lg, [-1, classes ?? cfg.vocabSize]), reshape(lb, [-1]), {
+        ignoreIndex: -100,
+        reduction: 'mean',
+        weights,
+      });
+    }
     g.output('loss', loss);
     out.loss = loss;
   }

@@ -127,7 +127,8 @@ function buildForward(
   o: MethodOptions,
   rng: Rng,
   initial: Map<string, Float32Array>,
-  withDropout: boolean,
+  /** A graph that will be differentiated (step, grad): dropout inputs and eager loss gradients. */
+  training: boolean,
   st: BuildState,
 ): { g: Graph; loss: Tensor; trainable: Tensor[] } {
   const g = new Graph(`train-${o.method}`);
@@ -205,7 +206,7 @@ function buildForward(
       const A = addParam(`${ctx.name}.lora_A.weight`, [lora.rank, inF], initLoraA(rng, lora.rank, inF), true);
       const B = addParam(`${ctx.name}.lora_B.weight`, [outF, lora.rank], new Float32Array(outF * lora.rank), true);
       let xin = ctx.x;
-      if (withDropout && lora.dropout > 0) {
+      if (training && lora.dropout > 0) {
         const name = `dropout.${ctx.name}`;
         const m = g.input(name, 'float32', ['batch_size', 'sequence_length', inF]);
         st.dropout.push({ name, features: inF, rate: lora.dropout });
@@ -247,6 +248,7 @@ function buildForward(
     loss: true,
     labelsShifted: true,
     lossWeights: true,
+    lossChunks: (o.lossChunks ?? 1) > 1 ? { chunks: o.lossChunks!, eagerGrad: training } : undefined,
   });
   if (trainable) {
     for (const name of built.trainable) {

@@ -30,6 +30,8 @@ interface Common {
   optim: OptimOptions;
   /** Additive attention mask input (needed for packing). */
   packing: boolean;
+  /** Row pieces of the LM loss (engine chunkedCrossEntropy); 1 or unset: one [B·T, vocab] logits tensor. */
+  lossChunks?: number;
 }
 
 export interface LoraMethod extends Common {
@@ -78,6 +80,7 @@ export function methodOptions(c: TrainConfig, packing: boolean): MethodOptions {
       maxGradNorm: c.max_grad_norm,
     },
     packing,
+    lossChunks: c.loss_chunks,
   };
   switch (c.finetuning_type) {
     case 'lora':

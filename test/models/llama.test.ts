@@ -109,6 +109,56 @@ describe('llama graph matches the PyTorch reference', () => {
   }
 });
 
+describe('chunked loss (engine chunkedCrossEntropy) matches the PyTorch reference loss and gradients', () => {
+  for (const variant of VARIANTS) {
+    for (const eagerGrad of [true, false]) {
+      test(`${variant}, ${eagerGrad ? 'eager' : 'recomputed'} gradients`, async () => {
+        const dir = join(FIXTURES, variant);
+        const cfg = readHfConfig(join(dir, 'config.json'));
+        const weights = loadWeights(dir);
+        const inputs = JSON.parse(readFileSync(join(dir, 'inputs.json'), 'utf8')) as Inputs;
+        const m = buildLlama(cfg, weights, {
+          trainable: () => true,
+          loss: true,
+          logits: 'none',
+          lossChunks: { chunks: 3, eagerGrad },
+        });
+        // no [B·T, vocab] logits: every LogSoftmax reads one piece of rows
+        assert.equal(m.graph.nodes.filter((n) => n.op === 'LogSoftmax').length, 3);
+        const grads = grad(
+          m.loss!,
+          m.trainable.map((n) => m.params.get(n)!),
+        );
+        m.trainable.forEach((n, i) => {
+          m.graph.output(`grad.${n}`, grads[i]!);
+        });
+        const session = await engine.load(toOnnx(m.graph));
+        const [B, T] = [inputs.input_ids.length, inputs.input_ids[0]!.length];
+        const feeds: Record<string, HostTensor> = {
+          input_ids: i64(inputs.input_ids),
+          labels: i64(inputs.labels),
+          attention_mask: i64(Array.from({ length: B }, () => Array<number>(T).fill(1))),
+          position_ids: i64(Array.from({ length: B }, () => Array.from({ length: T }, (_, t) => t))),
+        };
+        for (const n of m.trainable) feeds[n] = weights.get(n)!;
+        const out = await session.run(feeds);
+        const ref = SafetensorsReader.open(join(dir, 'outputs.safetensors'));
+        const refGrads = SafetensorsReader.open(join(dir, 'grads.safetensors'));
+        const loss = (out.loss!.data as Float32Array)[0]!;
+        const refLoss = ref.readFloat32('loss').data[0]!;
+        assert.ok(Math.abs(loss - refLoss) <= TOL, `loss ${loss} vs ${refLoss}`);
+        for (const n of m.trainable) {
+          const d = maxAbsDiff(out[`grad.${n}`]!.data as Float32Array, refGrads.readFloat32(n).data);
+          assert.ok(d <= TOL, `grad ${n}: max abs diff ${d}`);
+        }
+        ref.close();
+        refGrads.close();
+        await session.release();
+      });
+    }
+  }
+});
+
 test('without a position_ids input, positions default to 0..T-1', async () => {
   const dir = join(FIXTURES, 'llama3');
   const cfg = readHfConfig(join(dir, 'config.json'));
