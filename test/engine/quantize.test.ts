@@ -68,3 +68,39 @@ test('quantize leaves trainable weights and non-weight MatMuls alone', () => {
   const ops = onnxPkg.onnx.ModelProto.decode(E.toOnnx(g, { quantize: {} })).graph!.node!.map((nd) => nd.opType);
   assert.ok(!ops.includes('MatMulNBits'), ops.join(','));
 });
+
+for (const bits of [4, 8] as const) {
+  test(`${bits}-bit embedding Gather -> GatherBlockQuantized, one table shared with the tied head's MatMulNBits`, async () => {
+    const r = rng(10 + bits);
+    const [V, K, T] = [40, 64, 5];
+    const table = randn(r, V * K); // [V, K]
+    const ids = [3, 0, 39, 3, 17];
+    const g = new E.Graph();
+    const idsIn = g.input('ids', 'int64', [1, T]);
+    const w = g.weight('emb', E.hostTensor('float32', [V, K], table));
+    const h = E.embedding(w, idsIn); // [1, T, K]
+    g.output('h', h);
+    g.output('logits', E.matmul(h, E.transpose(w, [1, 0]))); // tied head
+    const bytes = E.toOnnx(g, { quantize: { bits, blockSize: 32, gather: true } });
+    const proto = onnxPkg.onnx.ModelProto.decode(bytes).graph!;
+    const ops = proto.node!.map((nd) => nd.opType);
+    assert.ok(ops.includes('GatherBlockQuantized') && ops.includes('MatMulNBits'), ops.join(','));
+    const big = proto.initializer!.filter((t) => Number(t.dims!.reduce((a, b) => Number(a) * Number(b), 1)) >= V * 2);
+    // one packed table (uint8) and one scale vector, no float copy of the table
+    assert.deepEqual(big.map((t) => t.dataType).sort(), [1, 2], JSON.stringify(big.map((t) => [t.name, t.dims])));
+    const s = await (await engine()).load(bytes);
+    const res = await s.run({ ids: E.hostTensor('int64', [1, T], ids.map(BigInt)) });
+    await s.release();
+    const dq = dequant(table, V, K, bits, 32);
+    const want = ids.flatMap((i) => dq.slice(i * K, (i + 1) * K));
+    assert.deepEqual(res.h!.dims, [1, T, K]);
+    assertClose(E.toNumbers(res.h!), want, 1e-6, 1e-6, 'gathered rows vs dequantized reference');
+    const ref = Array.from({ length: T * V }, (_, idx) => {
+      const [t, v] = [Math.floor(idx / V), idx % V];
+      let acc = 0;
+      for (let k = 0; k < K; k++) acc += want[t * K + k]! * dq[v * K + k]!;
+      return acc;
+    });
+    assertClose(E.toNumbers(res.logits!), ref, 1e-4, 1e-4, 'tied head vs dequantized reference');
+  });
+}

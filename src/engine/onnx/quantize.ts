@@ -20,6 +20,11 @@ export interface QuantizeOptions {
   accuracyLevel?: 0 | 1 | 2 | 3 | 4;
   /** Skip weights with fewer elements than this (default 0). */
   minElements?: number;
+  /**
+   * Also quantize Gathers from a frozen [V, K] table (the token embedding) into com.microsoft.GatherBlockQuantized
+   * over the same blocks, sharing one initializer with a tied LM head's MatMulNBits. Default false.
+   */
+  gather?: boolean;
 }
 
 export interface QuantizedWeight {
@@ -93,7 +98,7 @@ function weightOf(graph: Graph, t: Tensor): { value: HostTensor; transposed: boo
   return;
 }
 
-/** Replace eligible MatMuls; returns the new node list and the initializers the new nodes need. */
+/** Replace eligible MatMuls (and, with `gather`, embedding Gathers); returns the new nodes and their initializers. */
 export function quantizeMatMuls(
   graph: Graph,
   nodes: EmitNode[],
@@ -105,47 +110,99 @@ export function quantizeMatMuls(
     throw new RangeError(`quantize: blockSize ${blockSize} must be a power of two >= 16`);
   }
   const inits = new Map<Tensor, HostTensor>();
-  const cache = new Map<HostTensor, { b: Tensor; s: Tensor; n: number; k: number }>();
+  // keyed by the source weight, so a tied embedding and LM head ([V, K] read as the head's [N, K]) share one copy
+  const cache = new Map<HostTensor, { b: Tensor; s: Tensor; n: number; k: number; blocks: number }>();
   let fake = -1;
-  const out = nodes.map((node): EmitNode => {
-    if (node.op !== 'MatMul' || node.domain) return node;
+  const tensor = (dtype: HostTensor['dtype'], dims: number[]) => new Tensor(fake--, dtype, dims, graph, null);
+  const quantized = (value: HostTensor, n: number, k: number, transposed: boolean) => {
+    let q = cache.get(value);
+    if (q && q.n === n) return q;
+    const vals = floatValues(value);
+    let rows: ArrayLike<number> = vals;
+    if (!transposed) {
+      const t = new Float32Array(n * k);
+      for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) t[j * k + i] = vals[i * n + j]!;
+      rows = t;
+    }
+    const qw = quantizeBlocks(rows, n, k, bits, blockSize);
+    const b = tensor('uint8', [n, qw.blocks, qw.blobSize]);
+    const s = tensor('float32', [n * qw.blocks]);
+    inits.set(b, { dtype: 'uint8', dims: [n, qw.blocks, qw.blobSize], data: qw.packed });
+    inits.set(s, { dtype: 'float32', dims: [n * qw.blocks], data: qw.scales });
+    q = { b, s, n, k, blocks: qw.blocks };
+    cache.set(value, q);
+    return q;
+  };
+  const out = nodes.flatMap((node): EmitNode[] => {
+    if (opts.gather && node.op === 'Gather' && !node.domain) return quantizedGather(node) ?? [node];
+    if (node.op !== 'MatMul' || node.domain) return [node];
     const [x, bIn] = node.inputs;
-    if (!x || !bIn || x.dtype !== 'float32' || bIn.rank !== 2) return node;
+    if (!x || !bIn || x.dtype !== 'float32' || bIn.rank !== 2) return [node];
     const found = weightOf(graph, bIn);
-    if (!found) return node;
+    if (!found) return [node];
     const dims = found.value.dims as [number, number];
     const [n, k] = found.transposed ? dims : [dims[1], dims[0]];
-    if (n * k < (opts.minElements ?? 0)) return node;
-    let q = cache.get(found.value);
-    if (!q || q.n !== n) {
-      const vals = floatValues(found.value);
-      let rows: ArrayLike<number> = vals;
-      if (!found.transposed) {
-        const t = new Float32Array(n * k);
-        for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) t[j * k + i] = vals[i * n + j]!;
-        rows = t;
-      }
-      const qw = quantizeBlocks(rows, n, k, bits, blockSize);
-      const b = new Tensor(fake--, 'uint8', [n, qw.blocks, qw.blobSize], graph, null);
-      const s = new Tensor(fake--, 'float32', [n * qw.blocks], graph, null);
-      inits.set(b, { dtype: 'uint8', dims: [n, qw.blocks, qw.blobSize], data: qw.packed });
-      inits.set(s, { dtype: 'float32', dims: [n * qw.blocks], data: qw.scales });
-      q = { b, s, n, k };
-      cache.set(found.value, q);
-    }
-    return {
-      op: 'MatMulNBits',
-      domain: 'com.microsoft',
-      inputs: [x, q.b, q.s],
-      outputs: node.outputs,
-      attrs: {
-        K: { kind: 'int', v: k },
-        N: { kind: 'int', v: n },
-        bits: { kind: 'int', v: bits },
-        block_size: { kind: 'int', v: blockSize },
-        accuracy_level: { kind: 'int', v: opts.accuracyLevel ?? 0 },
+    if (n * k < (opts.minElements ?? 0)) return [node];
+    const q = quantized(found.value, n, k, found.transposed);
+    return [
+      {
+        op: 'MatMulNBits',
+        domain: 'com.microsoft',
+        inputs: [x, q.b, q.s],
+        outputs: node.outputs,
+        attrs: {
+          K: { kind: 'int', v: k },
+          N: { kind: 'int', v: n },
+          bits: { kind: 'int', v: bits },
+          block_size: { kind: 'int', v: blockSize },
+          accuracy_level: { kind: 'int', v: opts.accuracyLevel ?? 0 },
+        },
       },
-    };
+    ];
   });
+
+  /**
+   * Gather(table [V, K], ids) -> GatherBlockQuantized over MatMulNBits' own [V, blocks, blob] bytes, read with
+   * quantize_axis 2 (one block per row of that axis), so the bytes need no reshaped copy; only the small scales are
+   * viewed as [V, blocks, 1] (the op wants them at data's rank). The [.., blocks, block] result is viewed as [.., K].
+   * ORT 1.30's CPU kernel takes uint8 data at bits 4 and 8 with MatMulNBits' implicit zero point 2^(bits-1).
+   */
+  function quantizedGather(node: EmitNode): EmitNode[] | undefined {
+    const [table, ids] = node.inputs;
+    const axis = node.attrs.axis;
+    if (!table || !ids || (axis?.kind === 'int' && axis.v !== 0) || table.rank !== 2) return;
+    const w = graph.weights.find((e) => e.tensor === table && !e.trainable)?.value;
+    if (!w || w.dims.length !== 2 || (w.dtype !== 'float32' && w.dtype !== 'float16')) return;
+    const [n, k] = w.dims as [number, number];
+    if (k % blockSize !== 0 || n * k < (opts.minElements ?? 0)) return;
+    const q = quantized(w, n, k, true);
+    const sShape = tensor('int64', [3]);
+    inits.set(sShape, { dtype: 'int64', dims: [3], data: BigInt64Array.from([n, q.blocks, 1].map(BigInt)) });
+    const s3 = tensor('float32', [n, q.blocks, 1]);
+    const g = tensor('float32', [...ids.shape.map((d) => (typeof d === 'number' ? d : -1)), q.blocks, blockSize]);
+    // 0 = keep that dimension of the gathered ids
+    const oShape = tensor('int64', [ids.rank + 1]);
+    inits.set(oShape, {
+      dtype: 'int64',
+      dims: [ids.rank + 1],
+      data: BigInt64Array.from([...Array<bigint>(ids.rank).fill(0n), BigInt(k)]),
+    });
+    return [
+      { op: 'Reshape', domain: '', inputs: [q.s, sShape], outputs: [s3], attrs: {} },
+      {
+        op: 'GatherBlockQuantized',
+        domain: 'com.microsoft',
+        inputs: [q.b, ids, s3],
+        outputs: [g],
+        attrs: {
+          bits: { kind: 'int', v: bits },
+          block_size: { kind: 'int', v: blockSize },
+          gather_axis: { kind: 'int', v: 0 },
+          quantize_axis: { kind: 'int', v: 2 },
+        },
+      },
+      { op: 'Reshape', domain: '', inputs: [g, oShape], outputs: node.outputs, attrs: {} },
+    ];
+  }
   return { nodes: out, inits };
 }

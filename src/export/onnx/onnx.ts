@@ -8,6 +8,8 @@
  *                                   kernels have no fast fp16 GEMM; the Cast of an initializer is folded at load)
  *   DIR/onnx/model_quantized.onnx   --dtype int8: MatMulNBits 8-bit weights, accuracy_level 4 (transformers.js 'q8')
  *   DIR/onnx/model_q4.onnx          --dtype int4: MatMulNBits 4-bit weights (transformers.js dtype 'q4')
+ * In int8/int4 the embedding table is quantised too (com.microsoft.GatherBlockQuantized over MatMulNBits' blocks);
+ * a tied LM head reads that same initializer, so the [vocab, hidden] table is stored once, as in a GGUF file.
  * The graph is the one Loom's engine runs (models/llama.ts with the KV cache): inputs input_ids, attention_mask,
  * position_ids, past_key_values.{i}.key|value; outputs logits [B, T, V] and present.{i}.key|value — the names
  * transformers.js feeds and reads. Fused contrib ops (SimplifiedLayerNormalization, RotaryEmbedding,
@@ -57,7 +59,13 @@ function writeModel(
     // 4-bit is fastest at level 0 (fp32 activations)
     quantize:
       quantize && quantize !== 'fp16'
-        ? { bits: quantize.bits, blockSize: 32, accuracyLevel: quantize.bits === 8 ? (4 as const) : (0 as const) }
+        ? {
+            bits: quantize.bits,
+            blockSize: 32,
+            accuracyLevel: quantize.bits === 8 ? (4 as const) : (0 as const),
+            // the embedding table quantized too (GatherBlockQuantized), one copy shared with a tied head
+            gather: true,
+          }
         : undefined,
     docString: 'exported by loom export --format onnx',
     externalData: external ? { dir: onnxDir, file: `${file}_data` } : undefined,
