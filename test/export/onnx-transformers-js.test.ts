@@ -155,7 +155,10 @@ describe('ONNX export loads in transformers.js (local files only)', () => {
       assert.ok(Math.abs(bytes.length - want) <= 0.02 * want, `${file} ${bytes.length} B, analytic ${want} B`);
       if (dtype !== 'fp16') {
         assert.ok(bytes.includes('MatMulNBits'), 'quantised file uses com.microsoft.MatMulNBits');
-        assert.ok(bytes.includes('GatherBlockQuantized'), 'the embedding is read by com.microsoft.GatherBlockQuantized');
+        assert.ok(
+          bytes.includes('GatherBlockQuantized'),
+          'the embedding is read by com.microsoft.GatherBlockQuantized',
+        );
       }
       const own = await loomOnFile(r.outDir);
       assert.equal(own.file, path);
