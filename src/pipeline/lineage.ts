@@ -112,6 +112,50 @@ export function lineageOf(reg: Registry, artefact: string): Lineage {
   return { artefact, target: node(reg, stages, target), upstream, downstream };
 }
 
+/** One edge of the lineage DAG: `parent` (the registry's parent link), `feeds` (a run a stage recorded itself feeds
+ * what that stage feeds: the checkpoint of pipeline:train's train run goes into eval and export), `recorded` (the
+ * stage recorded a run whose parent is elsewhere, e.g. a base model's run). */
+export interface LineageEdge {
+  from: string;
+  to: string;
+  relation: 'parent' | 'feeds' | 'recorded';
+}
+
+export interface LineageGraph {
+  /** Oldest first. */
+  nodes: LineageNode[];
+  edges: LineageEdge[];
+}
+
+/**
+ * The whole lineage as a DAG over the runs `keep` selects (the Studio: the runs of one project): a dataset with
+ * several training runs, each with its evals and exports, each export with its endpoints, branches and all. The
+ * edges are the same links `lineageOf` walks, so a node's ancestors and descendants here are what `loom lineage`
+ * prints for it.
+ */
+export function lineageGraph(reg: Registry, keep: (r: RunRecord) => boolean = () => true): LineageGraph {
+  const stages = new PipelineStages(reg);
+  const runs = reg.listRuns().filter(keep);
+  const ids = new Set(runs.map((r) => r.id));
+  const edges: LineageEdge[] = [];
+  const seen = new Set<string>();
+  const add = (from: string, to: string, relation: LineageEdge['relation']) => {
+    const k = `${from}\0${to}`;
+    if (from === to || seen.has(k) || !ids.has(from) || !ids.has(to)) return;
+    seen.add(k);
+    edges.push({ from, to, relation });
+  };
+  for (const r of runs) if (r.parentId) add(r.parentId, r.id, 'parent');
+  for (const r of runs) {
+    if (!r.kind.startsWith('pipeline:')) continue;
+    const own = stages.children(r.id);
+    for (const c of own) add(r.id, c, 'recorded');
+    const fed = runs.filter((x) => x.parentId === r.id && !own.includes(x.id));
+    for (const c of own) for (const d of fed) add(c, d.id, 'feeds');
+  }
+  return { nodes: runs.map((r) => node(reg, stages, r)), edges };
+}
+
 const short = (h: string): string => (h === 'missing' ? 'missing' : `sha256:${h.slice(0, 12)}`);
 
 function lines(n: LineageNode, cwd: string, mark: string): string[] {

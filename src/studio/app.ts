@@ -16,7 +16,7 @@ import type { Gateway } from '../serve/app.ts';
 import { maskedExamples } from '../train/show-tokens.ts';
 import { defaultStudioBuild } from './build.ts';
 import { TrainJobs } from './jobs.ts';
-import { PipelineJob, projectLineage, projectRuns, stageHistory } from './pipeline.ts';
+import { PipelineJob, projectGraph, projectLineage, projectRuns, stageHistory } from './pipeline.ts';
 import { monitorSamples, Playground } from './playground.ts';
 import {
   datasetReport,
@@ -344,6 +344,7 @@ function routes(app: FastifyInstance, ctx: Ctx): void {
     return { source: q.url ?? (opts.gateway ? 'mounted' : null), samples: await monitorSamples(opts.gateway, q.url) };
   });
   app.get('/api/lineage', async () => ({ edges: lineageEdges(dir, found()), runs: projectRuns(registry, dir) }));
+  app.get('/api/lineage/graph', async () => projectGraph(registry, dir));
   app.get('/api/lineage/of', async (req) =>
     projectLineage(registry, dir, parse(artefactQuery, req.query, 'query').artefact),
   );

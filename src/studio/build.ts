@@ -52,7 +52,7 @@ export function studioBuildState(dist: string, root: string): BuildState {
 }
 
 /** vite build with the Studio's config, quiet; throws when vite cannot be loaded or the build fails. */
-export async function viteBuild(root: string): Promise<void> {
+async function viteBuild(root: string): Promise<void> {
   const { build } = await import('vite');
   await build({ configFile: join(root, 'studio-ui', 'vite.config.mjs'), logLevel: 'error' });
 }

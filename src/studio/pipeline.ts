@@ -6,7 +6,7 @@
 import { relative, resolve, sep } from 'node:path';
 import { LoomError } from '../core/errors.ts';
 import type { StageName } from '../pipeline/config.ts';
-import { type Lineage, type LineageNode, lineageOf } from '../pipeline/lineage.ts';
+import { type Lineage, type LineageGraph, type LineageNode, lineageGraph, lineageOf } from '../pipeline/lineage.ts';
 import { type PipelineReport, runPipeline } from '../pipeline/run.ts';
 import type { Registry } from '../registry/db.ts';
 import { PipelineStages, type StageRecord } from '../registry/pipeline.ts';
@@ -104,6 +104,18 @@ export function projectRuns(
     .map((r) => ({ id: r.id, kind: r.kind, status: r.status, outputDir: rel(dir, r.outputDir) }));
 }
 
+const relNode = (dir: string, n: LineageNode): LineageNode => ({
+  ...n,
+  outputDir: rel(dir, n.outputDir),
+  ...(n.baseModel ? { baseModel: rel(dir, n.baseModel) } : {}),
+});
+
+/** The project's whole lineage DAG (every registry run whose output is in the project), paths relative to it. */
+export function projectGraph(registry: Registry, dir: string): LineageGraph {
+  const g = lineageGraph(registry, (r) => within(dir, r.outputDir));
+  return { nodes: g.nodes.map((n) => relNode(dir, n)), edges: g.edges };
+}
+
 /** `loom lineage` for a run id or a project-relative path, output folders relative to the project. */
 export function projectLineage(registry: Registry, dir: string, artefact: string): Lineage {
   const byId = registry.getRun(artefact);
@@ -115,11 +127,7 @@ export function projectLineage(registry: Registry, dir: string, artefact: string
     });
   }
   const l = lineageOf(registry, byId ? artefact : abs);
-  const fix = (n: LineageNode): LineageNode => ({
-    ...n,
-    outputDir: rel(dir, n.outputDir),
-    ...(n.baseModel ? { baseModel: rel(dir, n.baseModel) } : {}),
-  });
+  const fix = (n: LineageNode): LineageNode => relNode(dir, n);
   return {
     artefact,
     target: fix(l.target),

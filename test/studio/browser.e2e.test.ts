@@ -4,10 +4,11 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, type Page } from 'playwright-core';
+import { Registry } from '../../src/registry/db.ts';
 import { buildGateway } from '../../src/serve/app.ts';
 import { ChatModelBackend } from '../../src/serve/backends.ts';
 import { listenGateway } from '../../src/serve/openai-server.ts';
-import { echo, type RunningStudio, startStudio } from './fixture.ts';
+import { branchingRuns, echo, type RunningStudio, startStudio } from './fixture.ts';
 
 /**
  * Debian's Chromium, installed with apt-get when missing (an `apt-get update` first on a fresh machine), with a CJK
@@ -175,9 +176,58 @@ test('a real browser walks data → train (tiny) → eval → playground → mon
     await graph.getByRole('button', { name: 'Trace from here' }).first().focus();
     await page.keyboard.press('Enter');
     await graph.locator('li.node.target', { hasText: 'pipeline:data' }).waitFor();
+
+    // A branching project (one dataset → two training runs → an eval and an export each → an endpoint): the DAG
+    // draws every run and every link the API lists, the hand-listed branch among them.
+    const reg = new Registry(join(s.dir, 'registry.db'));
+    const branch = branchingRuns(reg, s.dir);
+    reg.close();
+    await page.goto(`${url}/lineage?lang=en`);
+    const dag = page.getByRole('group', { name: /^Lineage graph of the project/ });
+    await dag.locator('[data-node-id="br-serve-a"]').waitFor();
+    const api = (await (await fetch(`${url}/api/lineage/graph`)).json()) as {
+      nodes: { id: string }[];
+      edges: { from: string; to: string }[];
+    };
+    for (const id of branch.ids)
+      assert.ok(
+        api.nodes.some((n) => n.id === id),
+        `API lists ${id}`,
+      );
+    for (const e of branch.edges)
+      assert.ok(
+        api.edges.some((x) => x.from === e.from && x.to === e.to),
+        `API edge`,
+      );
+    assert.equal(await dag.locator('[data-node-id]').count(), api.nodes.length, 'every node drawn');
+    assert.equal(await dag.locator('path[data-edge]').count(), api.edges.length, 'every edge drawn');
+    for (const n of api.nodes) assert.equal(await dag.locator(`[data-node-id="${n.id}"]`).count(), 1, n.id);
+    for (const e of api.edges) assert.equal(await dag.locator(`path[data-edge="${e.from}->${e.to}"]`).count(), 1);
+    // click: the run's ancestors turn "up", its descendants "down", the other branch stays dim
+    await dag.locator('[data-node-id="br-train-a"]').click();
+    const cls = (id: string) => dag.locator(`[data-node-id="${id}"]`).getAttribute('class');
+    assert.match((await cls('br-train-a'))!, /target/);
+    assert.match((await cls('br-data'))!, /\bup\b/);
+    for (const id of ['br-eval-a', 'br-export-a', 'br-serve-a']) assert.match((await cls(id))!, /\bdown\b/, id);
+    for (const id of ['br-train-b', 'br-eval-b']) assert.match((await cls(id))!, /\bdim\b/, id);
+    assert.match((await dag.locator('path[data-edge="br-export-a->br-serve-a"]').getAttribute('class'))!, /down/);
+    await graph.locator('li.node.target', { hasText: 'br-train-a' }).waitFor();
+    // keyboard: focus a run, Enter traces it, ArrowLeft walks to what it was made from
+    await dag.locator('[data-node-id="br-eval-b"]').focus();
+    await page.keyboard.press('Enter');
+    await graph.locator('li.node.target', { hasText: 'br-eval-b' }).waitFor();
+    await page.keyboard.press('ArrowLeft');
+    assert.equal(await page.locator(':focus').getAttribute('data-node-id'), 'br-train-b');
+    await page.keyboard.press('Enter');
+    assert.equal(await dag.locator('[data-node-id="br-train-b"]').getAttribute('aria-pressed'), 'true');
     await shot(page, 'lineage-en', true);
     await page.goto(`${url}/lineage?lang=zh-CN`);
     await page.getByRole('heading', { name: '血缘图' }).waitFor();
+    const dagZh = page.getByRole('group', { name: /^项目血缘图/ });
+    await dagZh.locator('[data-node-id="br-data"]').getByText('数据阶段', { exact: false }).waitFor();
+    await dagZh.locator('[data-node-id="br-train-a"]').getByText('训练运行（检查点）', { exact: false }).waitFor();
+    await dagZh.locator('[data-node-id="br-export-a"]').click();
+    await shot(page, 'lineage-zh-CN', true);
 
     assert.deepEqual(foreign, [], 'no request left the machine');
     assert.deepEqual(errors, [], 'no script error in the pages');

@@ -4,6 +4,8 @@ import { stringify } from 'yaml';
 import type { ChatModel } from '../../src/core/types.ts';
 import { runDataPipeline } from '../../src/data/pipeline.ts';
 import { runSuite } from '../../src/eval/suite/runner.ts';
+import type { Registry } from '../../src/registry/db.ts';
+import { PipelineStages } from '../../src/registry/pipeline.ts';
 import { buildStudio, listenStudio, type Studio } from '../../src/studio/app.ts';
 import { tinyProject } from '../train/helpers.ts';
 
@@ -107,3 +109,45 @@ export const echo: ChatModel = {
     finishReason: 'stop',
   }),
 };
+
+/**
+ * A branching project's lineage written straight into a registry: one dataset → two training runs → an eval and an
+ * export per run → an endpoint on one export, plus a pipeline train stage that recorded its own train run (which
+ * therefore feeds the stage's eval). `edges` is the DAG by hand, what the graph must draw.
+ */
+export function branchingRuns(
+  reg: Registry,
+  dir: string,
+): { ids: string[]; edges: { from: string; to: string; relation: string }[] } {
+  const at = (i: number) => new Date(Date.UTC(2026, 11, 7, 9, 0, i)).toISOString();
+  const runs: [string, string, string | undefined][] = [
+    ['br-data', 'pipeline:data', undefined],
+    ['br-train-a', 'train', 'br-data'],
+    ['br-train-b', 'train', 'br-data'],
+    ['br-eval-a', 'eval', 'br-train-a'],
+    ['br-export-a', 'export', 'br-train-a'],
+    ['br-eval-b', 'eval', 'br-train-b'],
+    ['br-export-b', 'export', 'br-train-b'],
+    ['br-serve-a', 'pipeline:serve', 'br-export-a'],
+    ['br-stage-train', 'pipeline:train', 'br-data'],
+    ['br-stage-train-run', 'train', 'br-stage-train'],
+    ['br-stage-eval', 'pipeline:eval', 'br-stage-train'],
+  ];
+  for (const [i, [id, kind, parentId]] of runs.entries()) {
+    reg.upsertRun({
+      id,
+      kind,
+      status: 'finished',
+      outputDir: join(dir, 'branch', id),
+      ...(parentId ? { parentId } : {}),
+      config: {},
+      createdAt: at(i),
+    });
+  }
+  new PipelineStages(reg).linkChild('br-stage-train', 'br-stage-train-run');
+  const parent = runs.flatMap(([id, , p]) => (p ? [{ from: p, to: id, relation: 'parent' }] : []));
+  return {
+    ids: runs.map((r) => r[0]),
+    edges: [...parent, { from: 'br-stage-train-run', to: 'br-stage-eval', relation: 'feeds' }],
+  };
+}
