@@ -5,13 +5,19 @@
  * Q8_0, Q4_0; Q4_K_M on its own). Each measurement is its own child process, so peak RSS is its own. File sizes
  * too, and Loom's GGUF sizes against llama.cpp's own quantiser on the same F32 file (tools/reference/llama_quantize.py,
  * when python3 is here). Equal-bit pairs run back to back; each figure is the best of 3 runs. One JSON line per
- * measurement, then one line with the ratios.
- * Usage: npx tsx bench/export/formats.ts [threads] [--layers N] [--prompt N] [--new N]
+ * measurement, then one line with the ratios. Perplexity on the same weights (#15): the fp32 model's own greedy
+ * continuation of the prompt is the evaluation text, and every Loom file and every GGUF scores it (Loom through
+ * lm.forward, llama.cpp through controlledEvaluate's full next-token distributions), so int8/int4 ppl can be set
+ * beside llama.cpp's Q8_0/Q4_0 ppl. Random weights: the ppl values are of a random model, only their ratios count.
+ * Variant: int4 at MatMulNBits accuracy_level 4 (int8 activations) beside the default level 0.
+ * Usage: npx tsx bench/export/formats.ts [threads] [--layers N] [--prompt N] [--new N] [--quick]
+ *   --quick: fp32, int8 and int4 pairs only (+ the int4 variant), prompt 64, 32 new tokens, best of 2 (< 4 min idle)
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Token } from 'node-llama-cpp';
 import { offlineLlama, timeEvaluate } from '../../tools/reference/llama-cpp.ts';
 import { peakRssMb } from '../peak-rss.ts';
 
@@ -21,13 +27,16 @@ const opt = (name: string, d: number): number => {
   return i >= 0 ? Number(args[i + 1]) : d;
 };
 const threads = Number(args.find((a) => /^\d+$/.test(a)) ?? 2);
+const quick = args.includes('--quick');
 const layers = opt('--layers', 30);
-const promptLen = opt('--prompt', 128);
-const newTokens = opt('--new', 64);
+const promptLen = opt('--prompt', quick ? 64 : 128);
+const newTokens = opt('--new', quick ? 32 : 64);
+const evalIdx = args.indexOf('--eval');
+const evalIds = evalIdx >= 0 ? args[evalIdx + 1]!.split(',').map(Number) : undefined;
 const side = process.env.LOOM_BENCH_SIDE;
 const prompt = (V: number): number[] => Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % V);
 
-const REPEATS = 3;
+const REPEATS = quick ? 2 : 3;
 /** The fastest of REPEATS runs, prefill and decode each: on a shared machine the best run is the least disturbed. */
 async function bestOf(run: (n: number) => Promise<{ prefill: number; decode: number }>) {
   let best = { prefill: Infinity, decode: Infinity };
@@ -39,18 +48,21 @@ async function bestOf(run: (n: number) => Promise<{ prefill: number; decode: num
 }
 
 /** Loom: prefill = one decode call over the whole prompt; decode = one call per new token (resident KV cache). */
-async function loomSide(dir: string, file: string): Promise<Record<string, number>> {
+async function loomSide(dir: string, file: string): Promise<Record<string, number | string>> {
   const { CausalLM } = await import('../../src/generate/causal-lm.ts');
   const lm = await CausalLM.load(dir, { threads, file });
   const p = prompt(lm.config.vocabSize);
+  const generated: number[] = [];
   const run = async (n: number): Promise<{ prefill: number; decode: number }> => {
     const mask = p.map(() => 1);
+    generated.length = 0;
     let t0 = performance.now();
     let r = await lm.decode([p], [mask], lm.emptyCache(1));
     const prefill = (performance.now() - t0) / 1000;
     t0 = performance.now();
     for (let i = 0; i < n; i++) {
       mask.push(1);
+      generated.push(r.next[0]!);
       r = await lm.decode([[r.next[0]!]], [mask], r.cache);
     }
     const decode = (performance.now() - t0) / 1000;
@@ -59,10 +71,31 @@ async function loomSide(dir: string, file: string): Promise<Record<string, numbe
   };
   await run(2); // session creation and first-run allocations out of the timings
   const r = await bestOf(run);
+  let ppl: number | undefined;
+  // the fp32 run (no --eval yet) scores the text it has just generated: that text is what every other file scores
+  const text = evalIds ?? [...p, ...generated];
+  {
+    const evalIds = text;
+    const V = lm.config.vocabSize;
+    const logits = await lm.forward([evalIds]);
+    let nll = 0;
+    for (let t = promptLen; t < evalIds.length; t++) {
+      const o = (t - 1) * V;
+      let max = -Infinity;
+      for (let v = 0; v < V; v++) max = Math.max(max, logits[o + v]!);
+      let sum = 0;
+      for (let v = 0; v < V; v++) sum += Math.exp(logits[o + v]! - max);
+      nll -= logits[o + evalIds[t]!]! - max - Math.log(sum);
+    }
+    ppl = Math.exp(nll / (evalIds.length - promptLen));
+  }
   await lm.close();
   return {
     prefill_tokens_per_s: +(promptLen / r.prefill).toFixed(1),
     decode_tokens_per_s: +(newTokens / r.decode).toFixed(1),
+    ...(ppl === undefined ? {} : { ppl: +ppl.toFixed(3) }),
+    // the greedy continuation (the fp32 one becomes everyone's evaluation text), as one number list
+    generated_ids: generated.join(','),
   };
 }
 
@@ -75,12 +108,36 @@ async function llamaSide(gguf: string, V: number): Promise<Record<string, number
   const run = (n: number) => timeEvaluate(ctx, prompt(V), n);
   await run(2);
   const r = await bestOf(run);
+  let ppl: number | undefined;
+  if (evalIds) {
+    // full next-token distributions (no truncation) at every position that predicts a generated token
+    const seq = ctx.getSequence();
+    const out = await seq.controlledEvaluate(
+      evalIds.map(
+        (t, i): Token | [Token, { generateNext: { probabilities: true; options: Record<string, number> } }] =>
+          i >= promptLen - 1 && i < evalIds.length - 1
+            ? [
+                t as Token,
+                { generateNext: { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } } },
+              ]
+            : (t as Token),
+      ),
+    );
+    let nll = 0;
+    for (let t = promptLen; t < evalIds.length; t++) {
+      const q = out[t - 1]?.next?.probabilities?.get(evalIds[t] as Token) ?? 0;
+      nll -= Math.log(Math.max(q, 1e-30));
+    }
+    seq.dispose();
+    ppl = Math.exp(nll / (evalIds.length - promptLen));
+  }
   await ctx.dispose();
   await model.dispose();
   await llama.dispose();
   return {
     prefill_tokens_per_s: +(promptLen / r.prefill).toFixed(1),
     decode_tokens_per_s: +(newTokens / r.decode).toFixed(1),
+    ...(ppl === undefined ? {} : { ppl: +ppl.toFixed(3) }),
   };
 }
 
@@ -96,12 +153,17 @@ if (side) {
   const { ONNX_FILES } = await import('../../src/export/onnx/onnx.ts');
   const { llamaCppQuantize } = await import('../../tools/reference/llama-quantize.ts');
   const work = mkdtempSync(join(tmpdir(), 'loom-bench-export-'));
+  let evalArg: string[] = [];
   const child = (s: string, extra: string[]): Record<string, number> => {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', import.meta.filename, String(threads), ...extra], {
-      env: { ...process.env, LOOM_BENCH_SIDE: s },
-      encoding: 'utf8',
-      maxBuffer: 1 << 24,
-    });
+    const out = execFileSync(
+      process.execPath,
+      ['--import', 'tsx', import.meta.filename, String(threads), ...evalArg, ...extra],
+      {
+        env: { ...process.env, LOOM_BENCH_SIDE: s },
+        encoding: 'utf8',
+        maxBuffer: 1 << 24,
+      },
+    );
     return JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
   };
   const common = ['--prompt', String(promptLen), '--new', String(newTokens)];
@@ -114,16 +176,37 @@ if (side) {
     const results: Record<string, Record<string, number>> = {};
     const f32 = exportArtefact({ input: dir, format: 'gguf', dtype: 'fp32', out: join(work, 'gguf-fp32') });
     // pairs at equal bits back to back, so both sides of a ratio see the same machine load
-    for (const dtype of ['fp32', 'fp16', 'int8', 'int4', 'q4_k_m'] as const) {
+    const dtypes = quick ? (['fp32', 'int8', 'int4'] as const) : (['fp32', 'fp16', 'int8', 'int4', 'q4_k_m'] as const);
+    for (const dtype of dtypes) {
       if (dtype !== 'q4_k_m') {
-        const out = join(work, `onnx-${dtype}`);
-        exportArtefact({ input: dir, format: 'onnx', dtype, out, skipCheck: true });
-        const file = ONNX_FILES[dtype];
-        const bytes = statSync(join(out, 'onnx', file)).size;
-        const r = { ...child('loom', [...common, out, file]), file_mb: +(bytes / 2 ** 20).toFixed(1) };
-        results[`loom_${dtype}`] = r;
-        emit({ engine: 'loom', format: 'onnx', dtype, file, layers, threads, prompt: promptLen, new: newTokens, ...r });
-        rmSync(out, { recursive: true, force: true });
+        // int4 twice: the default accuracy_level 0 (fp32 activations) and level 4 (int8 activations per block)
+        for (const level of dtype === 'int4' ? [undefined, 4 as const] : [undefined]) {
+          const out = join(work, `onnx-${dtype}`);
+          exportArtefact({ input: dir, format: 'onnx', dtype, out, skipCheck: true, accuracyLevel: level });
+          const file = ONNX_FILES[dtype];
+          const bytes = statSync(join(out, 'onnx', file)).size;
+          const raw = child('loom', [...common, out, file]);
+          const generated = String(raw.generated_ids);
+          delete raw.generated_ids;
+          const r = { ...raw, file_mb: +(bytes / 2 ** 20).toFixed(1) };
+          if (dtype === 'fp32') evalArg = ['--eval', [...prompt(cfg.vocabSize), ...generated.split(',')].join(',')];
+          const key = level === undefined ? dtype : `${dtype}_level${level}`;
+          results[`loom_${key}`] = r;
+          const lv = level ?? (dtype === 'int8' ? 4 : dtype === 'int4' ? 0 : undefined);
+          emit({
+            engine: 'loom',
+            format: 'onnx',
+            dtype,
+            file,
+            accuracy_level: lv,
+            layers,
+            threads,
+            prompt: promptLen,
+            new: newTokens,
+            ...r,
+          });
+          rmSync(out, { recursive: true, force: true });
+        }
       }
       const g =
         dtype === 'fp32'
@@ -160,13 +243,17 @@ if (side) {
       });
       if (dtype !== 'fp32') rmSync(g.outDir, { recursive: true, force: true });
     }
-    const ratio = (a: string, b: string, k: string) => +(results[a]![k]! / results[b]![k]!).toFixed(2);
-    const pairs = [
-      ['fp32', 'fp32'],
-      ['fp16', 'fp16'],
-      ['int8', 'int8'],
-      ['int4', 'int4'],
-    ] as const;
+    const ratio = (a: string, b: string, k: string) =>
+      results[a]?.[k] && results[b]?.[k] ? +(results[a]![k]! / results[b]![k]!).toFixed(quick ? 3 : 2) : null;
+    const pairs = (
+      [
+        ['fp32', 'fp32'],
+        ['fp16', 'fp16'],
+        ['int8', 'int8'],
+        ['int4', 'int4'],
+        ['int4_level4', 'int4'],
+      ] as const
+    ).filter(([l]) => results[`loom_${l}`]);
     emit({
       summary: 'loom / llama.cpp at equal bits (fp32=F32, fp16=F16, int8=Q8_0, int4=Q4_0)',
       ...Object.fromEntries(
@@ -174,6 +261,8 @@ if (side) {
           [`decode_${l}`, ratio(`loom_${l}`, `llama_${c}`, 'decode_tokens_per_s')],
           [`prefill_${l}`, ratio(`loom_${l}`, `llama_${c}`, 'prefill_tokens_per_s')],
           [`rss_${l}`, ratio(`loom_${l}`, `llama_${c}`, 'peak_rss_mb')],
+          [`ppl_${l}`, ratio(`loom_${l}`, `llama_${c}`, 'ppl')],
+          [`size_${l}`, ratio(`loom_${l}`, `llama_${c}`, 'file_mb')],
         ]),
       ),
     });

@@ -57,6 +57,11 @@ export interface ExportOptions {
   out?: string;
   /** Skip the round-trip check (tests of the writers only). */
   skipCheck?: boolean;
+  /**
+   * ONNX int8/int4: MatMulNBits accuracy_level instead of the default (int8 4, int4 0). For measuring the choice
+   * (bench/export/formats.ts); the file stays loadable by transformers.js either way.
+   */
+  accuracyLevel?: 0 | 4;
 }
 
 export interface ExportResult {
@@ -196,7 +201,7 @@ export function exportArtefact(opts: ExportOptions): ExportResult {
     return { format: 'gguf', dtype, outDir, artefact: file, files, source: src };
   }
   if (opts.format === 'onnx') {
-    const files = writeOnnx(src, outDir, dtype, (to) => copyTokenizerFiles(src.tokenizerDir, to, null));
+    const files = writeOnnx(src, outDir, dtype, (to) => copyTokenizerFiles(src.tokenizerDir, to, null), opts.accuracyLevel);
     return { format: 'onnx', dtype, outDir, artefact: outDir, files, source: src };
   }
   throw new LoomError('NOT_IMPLEMENTED', `--format ${opts.format} is not available yet`, {

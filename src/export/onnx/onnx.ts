@@ -47,7 +47,7 @@ function writeModel(
   src: ExportSource,
   onnxDir: string,
   file: string,
-  quantize: { bits: 4 | 8 } | 'fp16' | undefined,
+  quantize: { bits: 4 | 8; accuracyLevel?: 0 | 4 } | 'fp16' | undefined,
 ): { files: string[]; external: boolean } {
   const weights = quantize === 'fp16' ? halfMatrices(src.weights) : src.weights;
   const m = buildLlama(src.config, weights, { kvCache: true, logits: 'all' });
@@ -62,7 +62,7 @@ function writeModel(
         ? {
             bits: quantize.bits,
             blockSize: 32,
-            accuracyLevel: quantize.bits === 8 ? (4 as const) : (0 as const),
+            accuracyLevel: quantize.accuracyLevel ?? (quantize.bits === 8 ? (4 as const) : (0 as const)),
             // the embedding table quantized too (GatherBlockQuantized), one copy shared with a tied head
             gather: true,
           }
@@ -83,6 +83,7 @@ export function writeOnnx(
   outDir: string,
   dtype: string,
   copyTokenizer: (to: string) => string[],
+  accuracyLevel?: 0 | 4,
 ): string[] {
   if (dtype !== 'fp32' && dtype !== 'fp16' && dtype !== 'int8' && dtype !== 'int4') {
     throw new LoomError('NOT_IMPLEMENTED', `--format onnx does not support --dtype ${dtype}`, {
@@ -96,7 +97,7 @@ export function writeOnnx(
   const fp32 = writeModel(src, onnxDir, ONNX_FILES.fp32, undefined);
   files.push(...fp32.files);
   if (dtype !== 'fp32') {
-    const how = dtype === 'fp16' ? 'fp16' : { bits: dtype === 'int8' ? (8 as const) : (4 as const) };
+    const how = dtype === 'fp16' ? 'fp16' : { bits: dtype === 'int8' ? (8 as const) : (4 as const), accuracyLevel };
     files.push(...writeModel(src, onnxDir, ONNX_FILES[dtype], how).files);
   }
   const hf = toHfConfig({ ...src.config, torchDtype: 'float32' });
