@@ -201,7 +201,13 @@ export function exportArtefact(opts: ExportOptions): ExportResult {
     return { format: 'gguf', dtype, outDir, artefact: file, files, source: src };
   }
   if (opts.format === 'onnx') {
-    const files = writeOnnx(src, outDir, dtype, (to) => copyTokenizerFiles(src.tokenizerDir, to, null), opts.accuracyLevel);
+    const files = writeOnnx(
+      src,
+      outDir,
+      dtype,
+      (to) => copyTokenizerFiles(src.tokenizerDir, to, null),
+      opts.accuracyLevel,
+    );
     return { format: 'onnx', dtype, outDir, artefact: outDir, files, source: src };
   }
   throw new LoomError('NOT_IMPLEMENTED', `--format ${opts.format} is not available yet`, {
