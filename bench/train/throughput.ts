@@ -6,6 +6,7 @@
  *
  *   npx tsx bench/train/throughput.ts [--steps 2] [--preset smollm2-135m] [--layers <preset's>] [--skip-torch] [--methods lora,full] [--no-arena]
  *     [--prepack | --no-prepack] [--mem-pattern] [--loss-chunks 4]
+ *     [--checkpointing]
  * Session options default to training's (src/train/loop.ts): pre-packing off for frozen bases, on for full; ORT's
  * memory pattern off.
  * Prints JSON lines. Each measurement runs in its own process so peak RSS is per method.
@@ -44,6 +45,8 @@ const PREPACK: boolean | undefined = args.includes('--no-prepack')
 const MEM_PATTERN = args.includes('--mem-pattern');
 /** `--loss-chunks N`: row pieces of the loss (training's `loss_chunks`, default 4; 1 = full logits at once). */
 const LOSS_CHUNKS = Number(opt('loss-chunks', '4'));
+/** `--checkpointing`: recompute each layer in the backward pass (training's `gradient_checkpointing: true`). */
+const CHECKPOINTING = args.includes('--checkpointing');
 const B = 4;
 const T = 256;
 const RANK = 8;
@@ -103,6 +106,7 @@ function benchOptions(method: Method): MethodOptions {
     optim: { weightDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, maxGradNorm: 1 },
     packing: false,
     lossChunks: LOSS_CHUNKS,
+    gradientCheckpointing: CHECKPOINTING,
   };
   const lora = {
     rank: RANK,
@@ -198,6 +202,7 @@ async function loomStep(method: Method): Promise<Record<string, unknown>> {
       prepack,
       mem_pattern: MEM_PATTERN,
       loss_chunks: LOSS_CHUNKS,
+      gradient_checkpointing: CHECKPOINTING,
       step_s: Number(step.toFixed(3)),
       tokens_per_s: Number(((B * T) / step).toFixed(1)),
       gflops: Number((stepFlops(m, method) / step / 1e9).toFixed(1)),
@@ -315,6 +320,7 @@ if (args.includes('--child')) {
       ...(MEM_PATTERN ? ['--mem-pattern'] : []),
       '--loss-chunks',
       String(LOSS_CHUNKS),
+      ...(CHECKPOINTING ? ['--checkpointing'] : []),
     ]);
     const mfu = typeof loom.gflops === 'number' ? Number(((loom.gflops / peak) * 100).toFixed(1)) : null;
     // contention-robust: FLOPs per CPU-second of the step vs per CPU-second of the peak MatMul

@@ -104,6 +104,12 @@ export const trainConfigSchema = z
       .describe(
         "ORT's CPU memory arena; false lowers peak memory (7.3 → 6.7 GB for a 135M LoRA step), about 20 % slower",
       ),
+    gradient_checkpointing: z
+      .boolean()
+      .default(false)
+      .describe(
+        'recompute each decoder layer in the backward pass instead of keeping its activations: less memory, about one more forward pass of time',
+      ),
     loss_chunks: positiveInt
       .default(4)
       .describe(

@@ -119,6 +119,11 @@ export interface LlamaGraphOptions {
    * piece by piece inside the forward. The lm_head linear hook is not called on this path.
    */
   lossChunks?: { chunks: number; eagerGrad: boolean };
+  /**
+   * Activation checkpointing: each decoder layer is a Graph.checkpoint segment, recomputed from its input in the
+   * backward pass instead of keeping its activations (attention probabilities, MLP intermediates) alive.
+   */
+  checkpointLayers?: boolean;
   /** Rows of the precomputed rope cos/sin table (positions must stay below it). Default min(max_position_embeddings, 32768). */
   ropeTableSize?: number;
   /** Symbolic dim names (Optimum defaults). */
@@ -261,7 +266,7 @@ export function buildLlama(cfg: LlamaConfig, weights: WeightSource, opts: LlamaG
 
   // --- body
   let x = embedding(param('model.embed_tokens.weight', [cfg.vocabSize, H]), inputIds); // [B,T,H]
-  for (let i = 0; i < cfg.numLayers; i++) {
+  const layer = (i: number, x: Tensor): Tensor => {
     const p = `model.layers.${i}`;
     const residual = x;
     const y = rmsNorm(x, param(`${p}.input_layernorm.weight`, [H]), cfg.rmsNormEps);
@@ -285,13 +290,14 @@ export function buildLlama(cfg: LlamaConfig, weights: WeightSource, opts: LlamaG
     if (i === 0 && window !== null) mask = addMasks(mask, slidingWindowMask(g, q.shape[2]!, k.shape[2]!, window));
     const att = attention(q, k, v, { causal: true, mask, scale: 1 / Math.sqrt(hd) });
     const merged = reshape(transpose(att, [0, 2, 1, 3]), [dimB, dimT, nh * hd]);
-    x = add(residual, linear(`${p}.self_attn.o_proj`, i, merged, H, nh * hd, cfg.oBias));
-
-    const r2 = x;
-    const y2 = rmsNorm(x, param(`${p}.post_attention_layernorm.weight`, [H]), cfg.rmsNormEps);
+    const r2 = add(residual, linear(`${p}.self_attn.o_proj`, i, merged, H, nh * hd, cfg.oBias));
+    const y2 = rmsNorm(r2, param(`${p}.post_attention_layernorm.weight`, [H]), cfg.rmsNormEps);
     const gate = linear(`${p}.mlp.gate_proj`, i, y2, cfg.intermediateSize, H, cfg.mlpBias);
     const up = linear(`${p}.mlp.up_proj`, i, y2, cfg.intermediateSize, H, cfg.mlpBias);
-    x = add(r2, linear(`${p}.mlp.down_proj`, i, mul(silu(gate), up), H, cfg.intermediateSize, cfg.mlpBias));
+    return add(r2, linear(`${p}.mlp.down_proj`, i, mul(silu(gate), up), H, cfg.intermediateSize, cfg.mlpBias));
+  };
+  for (let i = 0; i < cfg.numLayers; i++) {
+    x = opts.checkpointLayers && !opts.kvCache ? g.checkpoint(x, (xin) => layer(i, xin)) : layer(i, x);
   }
   x = rmsNorm(x, param('model.norm.weight', [H]), cfg.rmsNormEps);
 

@@ -249,6 +249,7 @@ function buildForward(
     labelsShifted: true,
     lossWeights: true,
     lossChunks: (o.lossChunks ?? 1) > 1 ? { chunks: o.lossChunks!, eagerGrad: training } : undefined,
+    checkpointLayers: training && o.gradientCheckpointing === true,
   });
   if (trainable) {
     for (const name of built.trainable) {

@@ -32,6 +32,8 @@ interface Common {
   packing: boolean;
   /** Row pieces of the LM loss (engine chunkedCrossEntropy); 1 or unset: one [B·T, vocab] logits tensor. */
   lossChunks?: number;
+  /** Recompute each decoder layer in the backward pass instead of keeping its activations. */
+  gradientCheckpointing?: boolean;
 }
 
 export interface LoraMethod extends Common {
@@ -81,6 +83,7 @@ export function methodOptions(c: TrainConfig, packing: boolean): MethodOptions {
     },
     packing,
     lossChunks: c.loss_chunks,
+    gradientCheckpointing: c.gradient_checkpointing,
   };
   switch (c.finetuning_type) {
     case 'lora':

@@ -49,6 +49,7 @@ import {
   zerosLike,
 } from '../graph/ops.ts';
 import { type Dim, hostTensor, isFloat, toNumbers } from '../graph/types.ts';
+import { recomputeSegment, segmentPlan } from './checkpoint.ts';
 
 type Grads = (Tensor | null)[];
 /** A VJP rule: node, gradient of its (single) output, which input gradients are wanted. */
@@ -363,23 +364,40 @@ export function grad(loss: Tensor, wrt: Tensor[]): Tensor[] {
     grads.set(t.id, prev ? add(prev, gi) : gi);
   };
   // Composites with a custom VJP are differentiated as one unit when nothing outside reads their internals.
-  const consumers = consumerMap(g);
+  let consumers = consumerMap(g);
   const custom = new Map<number, number>();
+  const addCustom = (idx: number) => {
+    const r = g.composites[idx]!;
+    if (r.vjp && regionIsSealed(g, idx, consumers, false)) custom.set(r.lastNode, idx);
+  };
   g.composites.forEach((r, idx) => {
-    if (r.vjp && r.lastNode <= end && regionIsSealed(g, idx, consumers, false)) custom.set(r.lastNode, idx);
+    if (r.lastNode <= end) addCustom(idx);
   });
-  let skipRegion = -1;
-  if (reach.has(loss.id)) {
-    const seed =
-      loss.rank === 0
-        ? g.constant(1, loss.dtype)
-        : g.addNode('ConstantOfShape', [shapeOf(loss)], [{ dtype: loss.dtype, shape: loss.shape }], {
-            value: { kind: 'tensor', v: { dtype: loss.dtype, dims: [1], data: onesOf(loss.dtype) } },
-          })[0]!;
-    grads.set(loss.id, seed);
-    for (let i = nodes.length - 1; i >= 0; i--) {
-      const n = nodes[i]!;
+  // Checkpointed segments (Graph.checkpoint), by their last node.
+  const segments = new Map<number, (typeof g.checkpoints)[number]>();
+  for (const seg of g.checkpoints) if (seg.lastNode <= end) segments.set(seg.lastNode, seg);
+
+  const walk = (lo: number, hi: number): void => {
+    let skipRegion = -1;
+    for (let i = hi; i >= lo; i--) {
+      const n = g.nodes[i]!;
       if (skipRegion >= 0 && n.composite === skipRegion) continue;
+      const seg = segments.get(i);
+      const segGrad = seg ? grads.get(seg.output.id) : undefined;
+      if (seg && segGrad) {
+        const plan = segmentPlan(g, seg, reach, consumers);
+        if (plan) {
+          const rc = recomputeSegment(g, seg, plan, segGrad, reach);
+          consumers = consumerMap(g);
+          for (const idx of rc.regions) addCustom(idx);
+          grads.set(rc.map.get(seg.output.id)!.id, segGrad);
+          walk(rc.lo, rc.hi);
+          const dx = grads.get(rc.input.id);
+          if (dx && reach.has(seg.input.id)) accumulate(seg.input, dx);
+          i = seg.firstNode; // the segment's own nodes are not differentiated
+          continue;
+        }
+      }
       const ri = custom.get(i);
       if (ri !== undefined) {
         const r = g.composites[ri]!;
@@ -418,6 +436,16 @@ export function grad(loss: Tensor, wrt: Tensor[]): Tensor[] {
         accumulate(t, gi);
       });
     }
+  };
+  if (reach.has(loss.id)) {
+    const seed =
+      loss.rank === 0
+        ? g.constant(1, loss.dtype)
+        : g.addNode('ConstantOfShape', [shapeOf(loss)], [{ dtype: loss.dtype, shape: loss.shape }], {
+            value: { kind: 'tensor', v: { dtype: loss.dtype, dims: [1], data: onesOf(loss.dtype) } },
+          })[0]!;
+    grads.set(loss.id, seed);
+    walk(0, end);
   }
   return wrt.map((w) => grads.get(w.id) ?? zerosLike(w));
 }

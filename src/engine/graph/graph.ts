@@ -52,6 +52,14 @@ export interface CompositeRegion {
   lastNode: number;
 }
 
+/** A run of nodes recorded by Graph.checkpoint: recomputed from `input` in the backward pass (autodiff/checkpoint.ts). */
+export interface Segment {
+  readonly firstNode: number;
+  readonly lastNode: number;
+  readonly input: Tensor;
+  readonly output: Tensor;
+}
+
 export interface WeightEntry {
   name: string;
   tensor: Tensor;
@@ -69,6 +77,7 @@ export class Graph {
   readonly constants = new Map<number, HostTensor>();
   readonly outputs: { name: string; tensor: Tensor }[] = [];
   readonly composites: CompositeRegion[] = [];
+  readonly checkpoints: Segment[] = [];
   /** Symbolic dim -> the first tensor/axis that carries it, so its runtime value can be read with Shape. */
   readonly symbols = new Map<string, { tensor: Tensor; axis: number }>();
   private readonly names = new Set<string>();
@@ -182,6 +191,19 @@ export class Graph {
     } finally {
       this.openComposite = undefined;
     }
+  }
+
+  /**
+   * Build `fn(input)` as a checkpointed segment: grad() recomputes it from `input` in the backward pass instead of
+   * keeping its activations (activation checkpointing; one transformer layer per segment).
+   */
+  checkpoint(input: Tensor, fn: (x: Tensor) => Tensor): Tensor {
+    const firstNode = this.nodes.length;
+    const output = fn(input);
+    if (this.openComposite === undefined && output.producer && this.nodes.length > firstNode) {
+      this.checkpoints.push({ firstNode, lastNode: this.nodes.length - 1, input, output });
+    }
+    return output;
   }
 
   /** A fresh symbol name for a dim that cannot be written as an expression of known symbols. */
