@@ -9,7 +9,7 @@
  * continuation of the prompt is the evaluation text, and every Loom file and every GGUF scores it (Loom through
  * lm.forward, llama.cpp through controlledEvaluate's full next-token distributions), so int8/int4 ppl can be set
  * beside llama.cpp's Q8_0/Q4_0 ppl. Random weights: the ppl values are of a random model, only their ratios count.
- * Variant: int4 at MatMulNBits accuracy_level 4 (int8 activations) beside the default level 0.
+ * Variant: int4 at MatMulNBits accuracy_level 0 (fp32 activations) beside the default level 4.
  * Usage: npx tsx bench/export/formats.ts [threads] [--layers N] [--prompt N] [--new N] [--quick]
  *   --quick: fp32, int8 and int4 pairs only (+ the int4 variant), prompt 64, 32 new tokens, best of 2 (< 4 min idle)
  */
@@ -179,8 +179,8 @@ if (side) {
     const dtypes = quick ? (['fp32', 'int8', 'int4'] as const) : (['fp32', 'fp16', 'int8', 'int4', 'q4_k_m'] as const);
     for (const dtype of dtypes) {
       if (dtype !== 'q4_k_m') {
-        // int4 twice: the default accuracy_level 0 (fp32 activations) and level 4 (int8 activations per block)
-        for (const level of dtype === 'int4' ? [undefined, 4 as const] : [undefined]) {
+        // int4 twice: the default accuracy_level 4 (int8 activations per block) and level 0 (fp32 activations)
+        for (const level of dtype === 'int4' ? [undefined, 0 as const] : [undefined]) {
           const out = join(work, `onnx-${dtype}`);
           exportArtefact({ input: dir, format: 'onnx', dtype, out, skipCheck: true, accuracyLevel: level });
           const file = ONNX_FILES[dtype];
@@ -192,7 +192,7 @@ if (side) {
           if (dtype === 'fp32') evalArg = ['--eval', [...prompt(cfg.vocabSize), ...generated.split(',')].join(',')];
           const key = level === undefined ? dtype : `${dtype}_level${level}`;
           results[`loom_${key}`] = r;
-          const lv = level ?? (dtype === 'int8' ? 4 : dtype === 'int4' ? 0 : undefined);
+          const lv = level ?? (dtype === 'int8' || dtype === 'int4' ? 4 : undefined);
           emit({
             engine: 'loom',
             format: 'onnx',
@@ -251,7 +251,7 @@ if (side) {
         ['fp16', 'fp16'],
         ['int8', 'int8'],
         ['int4', 'int4'],
-        ['int4_level4', 'int4'],
+        ['int4_level0', 'int4'],
       ] as const
     ).filter(([l]) => results[`loom_${l}`]);
     emit({

@@ -58,7 +58,7 @@ export interface ExportOptions {
   /** Skip the round-trip check (tests of the writers only). */
   skipCheck?: boolean;
   /**
-   * ONNX int8/int4: MatMulNBits accuracy_level instead of the default (int8 4, int4 0). For measuring the choice
+   * ONNX int8/int4: MatMulNBits accuracy_level instead of the default 4 (int8 activations). For measuring the choice
    * (bench/export/formats.ts); the file stays loadable by transformers.js either way.
    */
   accuracyLevel?: 0 | 4;

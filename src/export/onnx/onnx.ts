@@ -7,7 +7,7 @@
  *                                   Cast to float32, so inputs, outputs, KV cache and math stay float32 (ORT's CPU
  *                                   kernels have no fast fp16 GEMM; the Cast of an initializer is folded at load)
  *   DIR/onnx/model_quantized.onnx   --dtype int8: MatMulNBits 8-bit weights, accuracy_level 4 (transformers.js 'q8')
- *   DIR/onnx/model_q4.onnx          --dtype int4: MatMulNBits 4-bit weights (transformers.js dtype 'q4')
+ *   DIR/onnx/model_q4.onnx          --dtype int4: MatMulNBits 4-bit weights, accuracy_level 4 (transformers.js dtype 'q4')
  * In int8/int4 the embedding table is quantised too (com.microsoft.GatherBlockQuantized over MatMulNBits' blocks);
  * a tied LM head reads that same initializer, so the [vocab, hidden] table is stored once, as in a GGUF file.
  * The graph is the one Loom's engine runs (models/llama.ts with the KV cache): inputs input_ids, attention_mask,
@@ -54,15 +54,15 @@ function writeModel(
   const external = parameterCount(src.config).total * (quantize === 'fp16' ? 2 : 4) >= INLINE_LIMIT;
   const opts = {
     fused: true,
-    // accuracy_level 4 (int8 activations, as llama.cpp's Q8_0 dot products) for 8-bit: ORT 1.30's CPU kernel
+    // accuracy_level 4 (int8 activations per block, as llama.cpp's Q8_0/Q4_0 dot products): ORT 1.30's CPU kernel
     // for 8-bit weights at level 0 measured ~90x slower than fp32 on the SmolLM2 shape, at level 4 2.4x faster;
-    // 4-bit is fastest at level 0 (fp32 activations)
+    // 4-bit at level 4 decoded 87.5 vs 69.9 tokens/s at level 0 on the 30-layer shape (bench/export/formats.ts)
     quantize:
       quantize && quantize !== 'fp16'
         ? {
             bits: quantize.bits,
             blockSize: 32,
-            accuracyLevel: quantize.accuracyLevel ?? (quantize.bits === 8 ? (4 as const) : (0 as const)),
+            accuracyLevel: quantize.accuracyLevel ?? (4 as const),
             // the embedding table quantized too (GatherBlockQuantized), one copy shared with a tied head
             gather: true,
           }
