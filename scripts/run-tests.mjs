@@ -145,6 +145,8 @@ function runShard(shardFiles, label) {
     let ended = false;
     let lastEvent = Date.now();
     let killedForStall = false;
+    let failedHere = false;
+    let begun = false; // a file began running (before that, the shard is loading files)
 
     const keep = (lineText) => {
       const key = running ?? loading ?? '(shard)';
@@ -157,10 +159,14 @@ function runShard(shardFiles, label) {
     const onEvent = (e) => {
       lastEvent = Date.now();
       if (e.ev === 'load') loading = e.file;
-      else if (e.ev === 'start' && e.nesting === 0) {
+      if (e.ev === 'begin') begun = true;
+      else if (e.ev === 'begin') {
         running = e.file;
         runningTest = null;
-      } else if (e.ev === 'start') runningTest = e.name;
+      } else if (e.ev === 'test') {
+        running = e.file;
+        runningTest = e.name;
+      }
       else if (e.ev === 'result') {
         const c = counts.get(e.file) ?? { tests: 0, fail: 0 };
         c.tests++;
@@ -171,16 +177,19 @@ function runShard(shardFiles, label) {
         else {
           totals.fail++;
           c.fail++;
+          failedHere = true;
           failures.push({ file: e.file, what: e.path.join(' > '), error: e.error });
         }
         counts.set(e.file, c);
       } else if (e.ev === 'suite-fail') {
+        failedHere = true;
         failures.push({ file: e.file, what: `${e.path.join(' > ')} (suite)`, error: e.error });
       } else if (e.ev === 'file') {
         done.add(e.file);
         fileMs[e.file] = e.ms;
         const c = counts.get(e.file) ?? { tests: 0, fail: 0 };
         const ok = e.ok && c.fail === 0;
+        if (!e.ok) failedHere = true;
         if (!e.ok && c.fail === 0) failures.push({ file: e.file, what: '(file)', error: e.error });
         const mark = ok ? '✔' : '✖';
         console.log(`${mark} ${e.file} (${c.tests} tests, ${seconds(e.ms)})${label}`);
@@ -222,9 +231,13 @@ function runShard(shardFiles, label) {
     child.on('close', (code, signal) => {
       clearInterval(watchdog);
       const left = shardFiles.filter((f) => !done.has(f));
-      if (ended && left.length === 0 && code === 0) return resolveShard([]);
+      if (ended && left.length === 0) {
+        // node:test exits 1 after a failing test, already reported; any other non-zero exit is a failure of its own.
+        if (code !== 0 && !failedHere) failures.push({ file: '(shard)', what: '(shard)', error: `the shard exited (${signal ?? `code ${code}`}) after its last file` });
+        return resolveShard([]);
+      }
       // The shard died (or exited non-zero) before reporting every file: blame the file it was in, rerun the rest.
-      const blamed = running ?? (done.size === 0 && loading !== null ? loading : null);
+      const blamed = running ?? (done.size === 0 && !begun ? loading : null);
       const why = killedForStall
         ? `sent nothing for ${seconds(STALL_MS)} and was killed`
         : `exited (${signal ?? `code ${code}`}) before finishing`;

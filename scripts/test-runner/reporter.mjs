@@ -1,6 +1,6 @@
 // node:test reporter for unit shards: turns the runner's events into one JSON line each (after MARK) for
 // scripts/run-tests.mjs, which prints the per-file lines, the failures with their file names, and the totals.
-//   start  {file, name}            a test began running (liveness, and the name to blame if the shard dies)
+// (shard.mjs itself writes load/begin/test events synchronously, for liveness and for blame if the shard dies.)
 //   result {file, path, ok, skip, todo, error}   one finished test (suites are not counted)
 //   file   {file, ok, ms}          a whole file finished
 //   end                            every file finished (a shard that exits without it crashed)
@@ -22,10 +22,6 @@ export default async function* shardReporter(source) {
   for await (const event of source) {
     const d = event.data;
     switch (event.type) {
-      case 'test:dequeue':
-        if (d.nesting >= 1) yield line({ ev: 'start', name: d.name, nesting: d.nesting });
-        else yield line({ ev: 'start', file: d.name, nesting: 0 });
-        break;
       case 'test:start':
         stack[d.nesting] = d.name;
         stack.length = d.nesting + 1;

@@ -7,7 +7,7 @@
 // a test that registers tests while it runs must never be mistaken for a file's top level.
 // --test-force-exit: a file that leaves a handle open (a timer, a server, ORT's threads) cannot keep the shard
 // alive once every test is done; the per-file timeout below stops a test that never settles.
-import { describe, test } from 'node:test';
+import { before, beforeEach, describe, test } from 'node:test';
 import { relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MARK } from './protocol.mjs';
@@ -16,10 +16,19 @@ const [timeoutArg, ...files] = process.argv.slice(2);
 const timeout = Number(timeoutArg);
 const shim = await import(new URL('./node-test-shim.mjs', import.meta.url).href);
 
+// Keeps the event loop alive while files run: a test awaiting a promise nothing will settle would otherwise let
+// the loop drain, and node:test would then cancel every later file of the shard, not only that test's. With this
+// the hung test meets its file's timeout; --test-force-exit ends the process after the last file.
+setInterval(() => {}, 2 ** 30);
+
+// Written synchronously (stdout is a pipe): if a test kills the process, the runner still knows whom to blame,
+// which the reporter's buffered events cannot promise.
+const send = (event) => process.stdout.write(`${MARK}${JSON.stringify(event)}\n`);
+
 const loaded = [];
 for (const file of files) {
   const name = relative(process.cwd(), resolve(file)).split('\\').join('/');
-  process.stdout.write(`${MARK}${JSON.stringify({ ev: 'load', file: name })}\n`);
+  send({ ev: 'load', file: name });
   shim.startRecording();
   let loadError = null;
   try {
@@ -32,6 +41,8 @@ for (const file of files) {
 
 for (const { name, calls, loadError } of loaded) {
   describe(name, { timeout }, () => {
+    before(() => send({ ev: 'begin', file: name }));
+    beforeEach((t) => send({ ev: 'test', file: name, name: t.name }));
     if (loadError !== null) {
       test('loads', () => {
         throw loadError;

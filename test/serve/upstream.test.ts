@@ -28,7 +28,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'loom-serve-up-'));
   process.env.LOOM_REGISTRY = join(work, 'registry.db');
-  fake = Fastify();
+  // forceCloseConnections: the gateway's keep-alive sockets to this fake would otherwise hold close() for
+  // fastify's 72 s keepAliveTimeout (hijacked SSE replies leave them untracked as idle).
+  fake = Fastify({ forceCloseConnections: true });
   fake.post<{ Params: { up: string }; Body: Record<string, unknown> }>(
     '/:up/v1/chat/completions',
     async (req, reply) => {
