@@ -119,9 +119,12 @@ const HOMOGLYPHS: Record<string, string> = {
   Χ: 'X',
 };
 const HOMOGLYPH_RE = new RegExp(`[${Object.keys(HOMOGLYPHS).join('')}]`, 'g');
+const HOMOGLYPH_TEST = new RegExp(HOMOGLYPH_RE.source);
 
 /** Maps lookalikes only inside words that also hold a Latin letter, so real Russian/Greek text is left alone. */
 export function foldHomoglyphs(s: string): string {
+  // Cheap pre-filter: most text holds no lookalike at all, and the per-word callback below is not free.
+  if (!HOMOGLYPH_TEST.test(s)) return s;
   return s.replace(/[\p{L}\p{N}]+/gu, (w) =>
     /[a-zA-Z]/.test(w) ? w.replace(HOMOGLYPH_RE, (c) => HOMOGLYPHS[c] ?? c) : w,
   );
@@ -168,7 +171,9 @@ const SHORT_WORDS = new Set([
 /** Leet inside a Latin word (at least two letters and one substitute, not a pure number): 1gn0r3 → ignore. */
 export function unleet(s: string): string {
   let leety = false;
-  const out = s.replace(/[A-Za-z0-9@$!]+/g, (w) => {
+  // Only tokens holding a digit or @$! can change (a word of letters only is returned as it is below).
+  if (!/[0-9@$!]/.test(s)) return s;
+  const out = s.replace(/(?<![A-Za-z0-9@$!])[A-Za-z0-9@$!]*[0-9@$!][A-Za-z0-9@$!]*/g, (w) => {
     const letters = w.replace(/[^A-Za-z]/g, '').length;
     if (letters < 2 || letters === w.length || /^\d+$/.test(w)) return w;
     // Letters then a number (gpt4, mp3, ps5, win10) is a product or model name, not leet.
@@ -258,8 +263,41 @@ export function unmaskKeywords(s: string): string {
 }
 
 let converter: ((s: string) => string) | undefined;
+let tradRe: RegExp | undefined;
+
+/**
+ * The characters whose presence can make Traditional → Simplified change a text: every key of the character
+ * table, plus, for phrase keys made only of characters outside it (反覆 → 反复), the character that the phrase
+ * rewrites. A text with none of them comes out of opencc unchanged, so the (costly) conversion is skipped.
+ */
+function traditionalChars(): RegExp {
+  const chars = new Set<string>();
+  for (const group of OpenCC.Locale.to.cn ?? []) {
+    for (const dict of group) {
+      const pairs: (readonly [string, string])[] =
+        typeof dict === 'string' ? dict.split('|').map((e) => e.split(' ') as [string, string]) : [...dict];
+      for (const [k, v] of pairs) {
+        if (!k || !v) continue;
+        const ks = [...k];
+        if (ks.length === 1) chars.add(ks[0]!);
+        else {
+          const vs = [...v];
+          if (vs.length !== ks.length) for (const c of ks) chars.add(c);
+          ks.forEach((c, i) => {
+            if (c !== vs[i]) chars.add(c);
+          });
+        }
+      }
+    }
+  }
+  const esc = [...chars].map((c) => (/[\\\]^-]/.test(c) ? `\\${c}` : c)).join('');
+  return new RegExp(`[${esc}]`, 'u');
+}
+
 export function t2s(s: string): string {
   if (!/[\u4e00-\u9fff]/.test(s)) return s;
+  tradRe ??= traditionalChars();
+  if (!tradRe.test(s)) return s;
   const c = converter ?? OpenCC.Converter({ from: 't', to: 'cn' });
   converter = c;
   return c(s);
