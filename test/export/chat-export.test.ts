@@ -1,6 +1,7 @@
 // `loom chat` / LocalChatModel / CausalLM.load on an ONNX export folder: the exported file itself answers, with the
 // source model folder's logits (1e-4: same ONNX Runtime, same graph) and exactly its greedy tokens, through both
 // the plain step() path and the resident-KV decode() path generate() uses; `loom chat <export>` works on a pipe.
+// `loom chat <file.gguf>` (a CLI subprocess driving the llama.cpp peer) is in chat-gguf.e2e.test.ts.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -119,42 +120,4 @@ test('CausalLM.load names the files an export holds when asked for one it lacks'
     assert.match((e as Error & { hint?: string }).hint ?? '', /model\.onnx/);
     return true;
   });
-});
-
-test('`loom chat <file.gguf>` runs the GGUF export through llama.cpp with its own chat template', async () => {
-  const src = makeTinyModel(work, 'gguf-chat', QWEN2[1]);
-  const r = exportArtefact({
-    input: src,
-    format: 'gguf',
-    dtype: 'fp32',
-    out: join(work, 'gguf-chat-out'),
-    skipCheck: true,
-  });
-  const a = await LocalChatModel.fromFolder(src, { threads: 1 });
-  const want = await a.chat([{ role: 'user', content: 'hello there' }], { maxNewTokens: 8, temperature: 0 });
-  await a.close();
-  const cli = execFileSync(
-    process.execPath,
-    ['--import', 'tsx', 'src/cli/main.ts', 'chat', r.artefact, '--max-new-tokens', '8', '--temperature', '0'],
-    { input: 'hello there\n', encoding: 'utf8', timeout: 120_000 },
-  );
-  // llama.cpp renders the same chat template from the file and decodes F32 weights: the source's greedy reply.
-  // A reply cut by --max-new-tokens inside a UTF-8 character ends in U+FFFD for Loom; llama.cpp holds the partial
-  // bytes back, so the comparison drops that one trailing replacement character.
-  const cut = (t: string) => t.trim().replace(/\uFFFD$/, '');
-  assert.equal(cut(cli.split('\n(stopped at')[0]!), cut(want.text));
-  assert.throws(
-    () =>
-      execFileSync(
-        process.execPath,
-        ['--import', 'tsx', 'src/cli/main.ts', 'chat', r.artefact, '--template', 'chatml'],
-        {
-          input: '',
-          encoding: 'utf8',
-          stdio: 'pipe',
-          timeout: 60_000,
-        },
-      ),
-    /--template does not apply to a GGUF file/,
-  );
 });
