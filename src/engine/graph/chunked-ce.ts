@@ -15,28 +15,9 @@
  * Numerics follow crossEntropy's custom VJP: d logits = (softmax − onehot) · w / Σw per row.
  */
 import { LoomError } from '../../core/errors.ts';
+import { crossEntropyLogitsGrad, labelWeights, pickedLogProb } from './composites.ts';
 import type { Tensor } from './graph.ts';
-import {
-  add,
-  cast,
-  div,
-  equal,
-  exp,
-  gatherElements,
-  i64,
-  logicalNot,
-  logSoftmax,
-  matmul,
-  maximum,
-  mul,
-  neg,
-  reduceSum,
-  scatterElements,
-  squeeze,
-  transpose,
-  unsqueeze,
-  where,
-} from './ops.ts';
+import { add, div, i64, logSoftmax, matmul, maximum, mul, neg, reduceSum, transpose, where } from './ops.ts';
 import { type Dim, hostTensor } from './types.ts';
 
 export interface ChunkedCrossEntropyOptions {
@@ -68,11 +49,7 @@ export function chunkedCrossEntropy(h: Tensor, head: Tensor, labels: Tensor, opt
   // cached dim tensors belong to no region: create it before the region opens so the region stays contiguous
   const n = g.dimTensor(N);
   return g.composite('chunkedCrossEntropy', inputs, { ignore, chunks: K }, () => {
-    const lab = cast(labels, 'int64');
-    const valid = logicalNot(equal(lab, ignore));
-    const safe = where(valid, lab, 0);
-    let w = cast(valid, h.dtype);
-    if (opts.weights) w = mul(w, cast(opts.weights, h.dtype));
+    const { safe, w } = labelWeights(labels, ignore, opts.weights, h.dtype);
     const den = maximum(reduceSum(w, [0], false), 1e-12);
     // piece i = rows [i·cs, (i+1)·cs), cs = ceil(N / K); Slice clamps the ends, trailing pieces may be empty
     const cs = g.addNode('Div', [add(n, i64(g, [K - 1])), i64(g, [K])], [{ dtype: 'int64', shape: [1] }])[0]!;
@@ -104,8 +81,7 @@ export function chunkedCrossEntropy(h: Tensor, head: Tensor, labels: Tensor, opt
     let total: Tensor | undefined;
     let dep: Tensor | undefined;
     const gradOf = (lsm: Tensor, sc: Tensor, coef: Tensor, hc: Tensor, withHead: boolean) => {
-      const c = unsqueeze(coef, [1]);
-      const dl = scatterElements(mul(exp(lsm), c), unsqueeze(sc, [1]), neg(c), 1, 'add');
+      const dl = crossEntropyLogitsGrad(lsm, sc, coef);
       return { dh: matmul(dl, headT), dHead: withHead ? matmul(transpose(hc, [1, 0]), dl) : undefined };
     };
     for (let i = 0; i < K; i++) {
@@ -116,8 +92,7 @@ export function chunkedCrossEntropy(h: Tensor, head: Tensor, labels: Tensor, opt
       pieces.push({ rows, hc: hRows, safe: sc, w: wc });
       const hc = dep ? where(alwaysTrue, hRows, dep) : hRows;
       const lsm = logSoftmax(matmul(hc, head), -1);
-      const picked = squeeze(gatherElements(lsm, unsqueeze(sc, [1]), 1), [1]);
-      const part = reduceSum(neg(mul(picked, wc)), [0], false);
+      const part = reduceSum(neg(mul(pickedLogProb(lsm, sc), wc)), [0], false);
       total = total ? add(total, part) : part;
       if (opts.eagerGrad) {
         const r = gradOf(lsm, sc, div(wc, den), hc, opts.headGrad === true);

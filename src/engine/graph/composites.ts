@@ -191,6 +191,37 @@ export interface CrossEntropyOptions {
 }
 
 /**
+ * The label side of token cross-entropy, shared by crossEntropy and chunkedCrossEntropy: labels equal to `ignore`
+ * get weight 0 and a safe index 0 (so Gather stays in range); optional per-row weights multiply in.
+ */
+export function labelWeights(
+  labels: Tensor,
+  ignore: number,
+  weights: Tensor | undefined,
+  dtype: DType,
+): { safe: Tensor; w: Tensor } {
+  const lab = cast(labels, 'int64');
+  const valid = logicalNot(equal(lab, ignore));
+  const safe = where(valid, lab, 0);
+  let w = cast(valid, dtype);
+  if (weights) w = mul(w, cast(weights, dtype));
+  return { safe, w };
+}
+
+/** log p(label) per row: lsm [N, V] log-softmax, safe [N] int64 labels -> [N]. */
+export function pickedLogProb(lsm: Tensor, safe: Tensor): Tensor {
+  return squeeze(gatherElements(lsm, unsqueeze(safe, [1]), 1), [1]);
+}
+
+/**
+ * d logits = (softmax - onehot) * coef per row, as one scatter-add onto softmax*coef: three passes over [N,V]
+ * instead of the seven the primitive rules (scatter into zeros, LogSoftmax VJP) would take. coef [N].
+ */
+export function crossEntropyLogitsGrad(lsm: Tensor, safe: Tensor, coef: Tensor): Tensor {
+  const c = unsqueeze(coef, [1]);
+  return scatterElements(mul(exp(lsm), c), unsqueeze(safe, [1]), neg(c), 1, 'add');
+}
+/**
  * Token cross-entropy. logits [N,V], labels [N] (int64/int32). Rows whose label is ignoreIndex count as 0.
  * 'mean' divides by the number of counted rows, or by the sum of their weights when weights are given
  * (so 0/1 weights behave like an ignore mask); 'none' returns the per-row losses [N].
@@ -208,14 +239,9 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyO
   const reduction = opts.reduction ?? 'mean';
   const inputs = opts.weights ? [logits, labels, opts.weights] : [logits, labels];
   return logits.graph.composite('crossEntropy', inputs, { ignore, reduction }, () => {
-    const lab = cast(labels, 'int64');
-    const valid = logicalNot(equal(lab, ignore));
-    const safe = where(valid, lab, 0);
+    const { safe, w } = labelWeights(labels, ignore, opts.weights, logits.dtype);
     const lsm = logSoftmax(logits, -1);
-    const picked = squeeze(gatherElements(lsm, unsqueeze(safe, [1]), 1), [1]); // [N]
-    let w = cast(valid, logits.dtype);
-    if (opts.weights) w = mul(w, cast(opts.weights, logits.dtype));
-    const per = neg(mul(picked, w));
+    const per = neg(mul(pickedLogProb(lsm, safe), w));
     let output = per;
     let den: Tensor | undefined;
     if (reduction !== 'none') {
@@ -226,15 +252,11 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyO
         output = div(total, den);
       }
     }
-    // d logits = (softmax - onehot) * coef per row, as one scatter-add onto softmax*coef: three passes over
-    // [N,V] instead of the seven the primitive rules (scatter into zeros, LogSoftmax VJP) would take.
     const vjp = (g: Tensor, need: boolean[]): (Tensor | null)[] | undefined => {
       if (need[2]) return undefined; // gradient w.r.t. weights: use the primitive rules
       let coef = mul(g, w); // [N]
       if (den) coef = div(coef, den);
-      const c = unsqueeze(coef, [1]);
-      const dl = scatterElements(mul(exp(lsm), c), unsqueeze(safe, [1]), neg(c), 1, 'add');
-      return [dl, null, null];
+      return [crossEntropyLogitsGrad(lsm, safe, coef), null, null];
     };
     return { output, vjp };
   });
