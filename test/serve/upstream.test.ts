@@ -139,7 +139,8 @@ test('timeout_ms: a hanging upstream answers 502 upstream_error quickly, and the
     (e: InstanceType<typeof OpenAI.APIError>) =>
       e.status === 502 && e.code === 'upstream_error' && /timed out after 300 ms/.test(e.message),
   );
-  assert.ok(performance.now() - t0 < 2500);
+  // The upstream never answers; any bound well under the test timeout tells the 300 ms timeout from a hang.
+  assert.ok(performance.now() - t0 < 10_000);
   const ok = await client.chat.completions.create({ model: 'backup', messages: MESSAGES });
   assert.equal(ok.choices[0]!.message.content, WORDS.join(''));
 });
