@@ -40,6 +40,8 @@ export interface TrainState {
   /** Evaluations since the best one (early stopping). */
   badEvals: number;
   configHash: string;
+  /** QLoRA: how the frozen base was quantised (quant.ts QLORA_SCHEME); absent before 4-bit tiles and for other methods. */
+  quant?: string;
   /** Wall time spent training so far (seconds), for ETA after resume. */
   elapsed: number;
 }

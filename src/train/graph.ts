@@ -25,7 +25,7 @@ import {
 import { type LlamaConfig, parameterCount } from '../models/config.ts';
 import { buildLlama, type KvHook, type LinearHook, type WeightSource } from '../models/llama.ts';
 import type { MethodOptions } from './options.ts';
-import { packedBytes, quantize4 } from './quant.ts';
+import { packedBytes, type Quantized4, quantizeTiles4, TILE_ROWS, type TiledQuantized4, tiledBytes } from './quant.ts';
 import type { Rng } from './rng.ts';
 
 /**
@@ -117,6 +117,32 @@ function initLoraA(rng: Rng, r: number, inF: number): Float32Array {
   return a;
 }
 
+/** com.microsoft.MatMulNBits: a · Bᵀ for B [n, k] stored as 4-bit blocks of `bs` along k (zero point 8). */
+function matmulNBits(a: Tensor, q: Quantized4, n: number, k: number, bs: number): Tensor {
+  const g = a.graph;
+  const b = g.constant({ dtype: 'uint8', dims: [n, q.blocks, bs / 2], data: q.packed });
+  const s = g.constant({ dtype: 'float32', dims: [n * q.blocks], data: q.scales });
+  const shape = [...a.shape.slice(0, -1), n];
+  const int = (v: number) => ({ kind: 'int' as const, v });
+  // accuracy_level 0: MLAS dequantises each block to fp32 and multiplies in fp32, so the product is the fp32 matmul
+  // against the dequantised matrix (int8 activations, level 4, would lose ~1e-2 relative in the gradients).
+  const attrs = { K: int(k), N: int(n), bits: int(4), block_size: int(bs), accuracy_level: int(0) };
+  return g.addNode('MatMulNBits', [a, b, s], [{ dtype: a.dtype, shape }], attrs, 'com.microsoft')[0]!;
+}
+
+/**
+ * QLoRA's frozen projection y = x·Wᵀ computed from the 4-bit tiles directly (no fp32 copy of W exists at run
+ * time). Its VJP is dx = g·W through the second, transposed copy, which dequantises to the same matrix (quant.ts),
+ * so the gradient is exact; W itself is frozen and gets none. The transposed copy is only added to graphs that are
+ * differentiated.
+ */
+export function qlinear4(x: Tensor, q: TiledQuantized4, n: number, k: number, bs: number): Tensor {
+  return x.graph.composite('qlinear4', [x], { n, k, bs }, () => ({
+    output: matmulNBits(x, q.fwd, n, k, bs),
+    vjp: (gy, need) => [need[0] ? matmulNBits(gy, q.bwd, k, n, TILE_ROWS) : null],
+  }));
+}
+
 /**
  * Builds one forward graph (loss only) with the method's hooks. `initial` overrides initial values by name
  * (resume, or continuing from an adapter); `rng` initialises fresh adapter weights.
@@ -163,14 +189,6 @@ function buildForward(
     trainable = (name) => name === 'score.weight' || (inner?.(name) ?? false);
   }
 
-  // QLoRA: nibble mask and shift are fed at run time so ORT cannot constant-fold the dequantised weights back to fp32.
-  let nibble: Tensor | undefined;
-  let shift: Tensor | undefined;
-  if (qlora) {
-    nibble = g.input('qlora_nibble_mask', 'uint8', []);
-    shift = g.input('qlora_nibble_shift', 'uint8', []);
-  }
-
   if (lora) {
     linear = (ctx) => {
       const short = /\.(\w+)$/.exec(ctx.name)?.[1] ?? '';
@@ -179,22 +197,18 @@ function buildForward(
       if (qlora && isProj) {
         const w = ctx.hostWeight();
         const [outF, inF] = w.dims as [number, number];
-        const q = quantize4(f32(w), outF, inF, qlora.quantBlockSize);
+        base = qlinear4(
+          ctx.x,
+          quantizeTiles4(f32(w), outF, inF, qlora.quantBlockSize),
+          outF,
+          inF,
+          qlora.quantBlockSize,
+        );
         st.quant.fp32Bytes += outF * inF * 4;
-        st.quant.quantBytes += packedBytes(outF, inF, qlora.quantBlockSize);
+        st.quant.quantBytes += training
+          ? tiledBytes(outF, inF, qlora.quantBlockSize)
+          : packedBytes(outF, inF, qlora.quantBlockSize);
         st.quant.modules++;
-        const bs = qlora.quantBlockSize;
-        const half = (q.blocks * bs) / 2;
-        const packed = g.constant({ dtype: 'uint8', dims: [outF, half], data: q.packed });
-        const scales = g.constant({ dtype: 'float32', dims: [outF, q.blocks, 1], data: q.scales });
-        const lo = g.addNode('BitwiseAnd', [packed, nibble!], [{ dtype: 'uint8', shape: [outF, half] }])[0]!;
-        const hi = g.addNode('BitShift', [packed, shift!], [{ dtype: 'uint8', shape: [outF, half] }], {
-          direction: { kind: 'string', v: 'RIGHT' },
-        })[0]!;
-        const inter = reshape(concat([unsqueeze(lo, [2]), unsqueeze(hi, [2])], 2), [outF, q.blocks, bs]);
-        let deq = reshape(mul(sub(cast(inter, 'float32'), 8), scales), [outF, q.blocks * bs]);
-        if (q.blocks * bs !== inF) deq = slice(deq, [0], [inF], [1]);
-        base = matmul(ctx.x, transpose(deq, [1, 0]));
         const b = ctx.hostBias();
         if (b) base = add(base, g.constant(b));
       } else {

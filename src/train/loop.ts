@@ -11,6 +11,7 @@ import { type CheckpointData, checkpointName, saveCheckpoint, type TrainState } 
 import type { ParamInfo, TrainGraphs } from './graph.ts';
 import type { MetricsLog } from './metrics.ts';
 import { configHash, epochBatches, evalBatches, type Prepared } from './prepare.ts';
+import { QLORA_SCHEME } from './quant.ts';
 import { Rng } from './rng.ts';
 import { lrAt, resolveWarmup, type ScheduleOptions } from './schedule.ts';
 
@@ -99,6 +100,7 @@ export class TrainLoop {
       bestStep: null,
       badEvals: 0,
       configHash: configHash(c),
+      ...(c.finetuning_type === 'qlora' ? { quant: QLORA_SCHEME } : {}),
       elapsed: 0,
     };
     if (resumeFrom) {
@@ -148,10 +150,6 @@ export class TrainLoop {
 
   private extraFeeds(b: Batch): Record<string, HostTensor> {
     const f: Record<string, HostTensor> = {};
-    if (this.graphs.quant) {
-      f.qlora_nibble_mask = tensor('uint8', [], Uint8Array.of(15));
-      f.qlora_nibble_shift = tensor('uint8', [], Uint8Array.of(4));
-    }
     for (const d of this.graphs.dropout) {
       const n = b.batch * b.seq * d.features;
       const mask = new Float32Array(n);
@@ -186,7 +184,6 @@ export class TrainLoop {
       const b = collate(rows);
       if (b.weightSum === 0) continue;
       const feeds = { ...batchFeeds(b, this.graphs.maskMode), ...pf };
-      if (this.graphs.quant) Object.assign(feeds, this.extraFeeds(b));
       const out = await session.run(feeds, ['loss']);
       num += lossOf(out) * b.weightSum;
       den += b.weightSum;
@@ -250,7 +247,6 @@ export class TrainLoop {
     if (ev && evRows) {
       const b = collate(evRows);
       const feeds = { ...batchFeeds(b, this.graphs.maskMode), ...this.paramFeeds() };
-      if (this.graphs.quant) Object.assign(feeds, this.extraFeeds(b));
       for (let i = 0; i < 2; i++) await ev.run(feeds, ['loss']);
       const run = () => timed(() => ev.run(feeds, ['loss']));
       evaluation = { tokens: b.batch * b.seq, seconds: Math.min(await run(), await run()) };

@@ -21,6 +21,7 @@ import {
 import { type CheckpointData, latestCheckpoint, loadCheckpoint } from './checkpoint.ts';
 import { classList, withClassHead } from './cls.ts';
 import { encodeClsRows, encodeSftRows, encodeTextRows, readRows } from './data.ts';
+import { QLORA_SCHEME } from './quant.ts';
 import { epochPermutation } from './rng.ts';
 import type { TrainJob } from './trainer.ts';
 
@@ -200,6 +201,17 @@ export function loadResume(outputDir: string, c: TrainConfig, warn?: (line: stri
     });
   }
   const from = loadCheckpoint(dir, warn);
+  if (c.finetuning_type === 'qlora' && from.state.quant !== QLORA_SCHEME) {
+    // The adapter was trained against a differently quantised base: resuming would continue on other weights.
+    throw new LoomError(
+      'CHECKPOINT',
+      `this QLoRA checkpoint was trained on a 4-bit base quantised as ${from.state.quant ?? 'per-row blocks (an earlier Loom)'}; this Loom quantises it as ${QLORA_SCHEME} (one scale per 32-row tile, computed with MatMulNBits), so the run cannot continue bit-identically`,
+      {
+        file: join(dir, 'state.json'),
+        hint: 'train again without --resume (the finished adapter of the old run stays usable with loom generate/chat/export), or finish the run with the Loom version that started it',
+      },
+    );
+  }
   if (from.state.configHash !== configHash(c)) {
     throw new LoomError('CHECKPOINT', 'the checkpoint was made with a different config', {
       file: dir,
