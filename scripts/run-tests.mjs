@@ -7,6 +7,10 @@
 //   --verbose        print every test's output, not only a failing file's
 //   --write-timings  store this run's per-file times in scripts/test-timings.json (used to balance the shards)
 //   substring...     only the test files whose path contains one of them
+// Test files are found under ./test of the current folder; the runner's own parts and tsx resolve from this
+// script's place, so test/scripts/run-tests.e2e.test.ts can run it on a throw-away project. The totals line gives
+// wall seconds and CPU seconds of the runner and every process it waited for (Linux): the CPU figure does not
+// depend on how busy the machine is, the wall figure does.
 //
 // Unit files run in a few long-lived shards (scripts/test-runner/shard.mjs): one Node process per core with tsx,
 // onnxruntime and src/ loaded once, each running its share of the files one after another. Starting a tsx +
@@ -18,7 +22,11 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { MARK } from './test-runner/protocol.mjs';
+
+const here = (rel) => fileURLToPath(new URL(rel, import.meta.url));
+const TSX = import.meta.resolve('tsx');
 
 function walk(dir, out) {
   for (const name of readdirSync(dir)) {
@@ -89,6 +97,7 @@ const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`;
 const totals = { tests: 0, pass: 0, fail: 0, skip: 0, todo: 0 };
 const failures = []; // { file, what, error }
 const fileMs = {};
+const startup = []; // { bootMs, importMs } per shard start
 
 // ---- unit shards ---------------------------------------------------------------------------------------------
 
@@ -125,12 +134,12 @@ function runShard(shardFiles, label) {
       process.execPath,
       [
         '--import',
-        'tsx',
+        TSX,
         '--import',
-        './scripts/test-runner/register.mjs',
-        '--test-reporter=./scripts/test-runner/reporter.mjs',
+        here('./test-runner/register.mjs'),
+        `--test-reporter=${here('./test-runner/reporter.mjs')}`,
         '--test-force-exit',
-        'scripts/test-runner/shard.mjs',
+        here('./test-runner/shard.mjs'),
         String(FILE_TIMEOUT_MS),
         ...shardFiles,
       ],
@@ -159,15 +168,22 @@ function runShard(shardFiles, label) {
     const onEvent = (e) => {
       lastEvent = Date.now();
       if (e.ev === 'load') loading = e.file;
-      if (e.ev === 'begin') begun = true;
-      else if (e.ev === 'begin') {
+      else if (e.ev === 'loaded') {
+        // Start-up before the first test: node + tsx (+ the resolve hook), then importing every file of the shard
+        // (the first file to import onnxruntime or src/ pays for it).
+        const slow = e.slowest.map(([f, ms]) => `${f} ${seconds(ms)}`).join(', ');
+        console.log(
+          `  ${label.trim() ? `${label.trim()} ` : ''}start-up: node + tsx ${seconds(e.bootMs)}, importing ${e.files} files ${seconds(e.importMs)} (slowest: ${slow})`,
+        );
+        startup.push({ bootMs: e.bootMs, importMs: e.importMs });
+      } else if (e.ev === 'begin') {
+        begun = true;
         running = e.file;
         runningTest = null;
       } else if (e.ev === 'test') {
         running = e.file;
         runningTest = e.name;
-      }
-      else if (e.ev === 'result') {
+      } else if (e.ev === 'result') {
         const c = counts.get(e.file) ?? { tests: 0, fail: 0 };
         c.tests++;
         totals.tests++;
@@ -194,7 +210,8 @@ function runShard(shardFiles, label) {
         const mark = ok ? '✔' : '✖';
         console.log(`${mark} ${e.file} (${c.tests} tests, ${seconds(e.ms)})${label}`);
         if (!ok) {
-          for (const f of failures.filter((x) => x.file === e.file)) console.log(`  ✖ ${f.what}\n${indent(f.error ?? '')}`);
+          for (const f of failures.filter((x) => x.file === e.file))
+            console.log(`  ✖ ${f.what}\n${indent(f.error ?? '')}`);
           const lines = output.get(e.file);
           if (lines && !verbose) console.log(`  output of ${e.file}:\n${indent(lines.join('\n'))}`);
         }
@@ -233,7 +250,12 @@ function runShard(shardFiles, label) {
       const left = shardFiles.filter((f) => !done.has(f));
       if (ended && left.length === 0) {
         // node:test exits 1 after a failing test, already reported; any other non-zero exit is a failure of its own.
-        if (code !== 0 && !failedHere) failures.push({ file: '(shard)', what: '(shard)', error: `the shard exited (${signal ?? `code ${code}`}) after its last file` });
+        if (code !== 0 && !failedHere)
+          failures.push({
+            file: '(shard)',
+            what: '(shard)',
+            error: `the shard exited (${signal ?? `code ${code}`}) after its last file`,
+          });
         return resolveShard([]);
       }
       // The shard died (or exited non-zero) before reporting every file: blame the file it was in, rerun the rest.
@@ -259,7 +281,10 @@ function runShard(shardFiles, label) {
 }
 
 async function runShards(list) {
-  const n = Math.max(1, Math.min(list.length, Number(option('--shards') ?? process.env.LOOM_TEST_SHARDS ?? availableParallelism())));
+  const n = Math.max(
+    1,
+    Math.min(list.length, Number(option('--shards') ?? process.env.LOOM_TEST_SHARDS ?? availableParallelism())),
+  );
   const shards = balance(list, n);
   console.log(`unit: ${list.length} files in ${shards.length} shard(s), one process each`);
   await Promise.all(
@@ -267,7 +292,8 @@ async function runShards(list) {
       let left = s;
       let restarts = 0;
       while (left.length > 0) {
-        const label = shards.length > 1 || restarts > 0 ? `  [shard ${i + 1}${restarts > 0 ? `, restart ${restarts}` : ''}]` : '';
+        const label =
+          shards.length > 1 || restarts > 0 ? `  [shard ${i + 1}${restarts > 0 ? `, restart ${restarts}` : ''}]` : '';
         left = await runShard(left, label);
         restarts++;
       }
@@ -282,7 +308,15 @@ function runPerProcess(list, concurrency) {
     console.log(`per-process: ${list.length} files, ${concurrency} at a time`);
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-concurrency=${concurrency}`, `--test-timeout=${FILE_TIMEOUT_MS * 2}`, ...list],
+      [
+        '--import',
+        TSX,
+        '--test',
+        '--test-reporter=spec',
+        `--test-concurrency=${concurrency}`,
+        `--test-timeout=${FILE_TIMEOUT_MS * 2}`,
+        ...list,
+      ],
       { env, stdio: ['ignore', 'pipe', 'inherit'] },
     );
     // The spec reporter's summary ("ℹ tests 12", "ℹ fail 0", …) gives the counts for the totals line.
@@ -299,10 +333,30 @@ function runPerProcess(list, concurrency) {
       totals.fail += n('fail') + n('cancelled');
       totals.skip += n('skipped');
       totals.todo += n('todo');
-      if (code !== 0) failures.push({ file: '(per-process files)', what: `node --test exited ${code}`, error: 'see the spec output above' });
+      if (code !== 0)
+        failures.push({
+          file: '(per-process files)',
+          what: `node --test exited ${code}`,
+          error: 'see the spec output above',
+        });
       resolveRun();
     });
   });
+}
+
+/**
+ * CPU seconds (user + system) of this process and of every child it waited for, grandchildren included once
+ * their parent waited for them: utime, stime, cutime, cstime of /proc/self/stat, in clock ticks (100 per second on
+ * Linux). Undefined where there is no /proc.
+ */
+function cpuSeconds() {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return [11, 12, 13, 14].reduce((x, i) => x + Number(f[i]), 0) / 100;
+  } catch {
+    return undefined;
+  }
 }
 
 if (sharded.length > 0) await runShards(sharded);
@@ -310,12 +364,22 @@ if (perProcess.length > 0) {
   // Isolated unit files are short: one per core. End-to-end files train models and spawn servers; two of them at
   // once on 2 cores only trade places, so they keep one at a time.
   const onlyUnit = perProcess.every((f) => !isE2e(f));
-  await runPerProcess(perProcess, onlyUnit ? Math.max(2, availableParallelism()) : Math.max(1, availableParallelism() - 1));
+  await runPerProcess(
+    perProcess,
+    onlyUnit ? Math.max(2, availableParallelism()) : Math.max(1, availableParallelism() - 1),
+  );
 }
 
 if (writeTimings) {
-  const merged = { ...loadTimings(), ...Object.fromEntries(Object.entries(fileMs).map(([f, ms]) => [f, Math.round(ms)])) };
-  const sorted = Object.fromEntries(Object.keys(merged).sort().map((k) => [k, merged[k]]));
+  const merged = {
+    ...loadTimings(),
+    ...Object.fromEntries(Object.entries(fileMs).map(([f, ms]) => [f, Math.round(ms)])),
+  };
+  const sorted = Object.fromEntries(
+    Object.keys(merged)
+      .sort()
+      .map((k) => [k, merged[k]]),
+  );
   writeFileSync(TIMINGS, `${JSON.stringify(sorted, null, 2)}\n`);
   console.log(`per-file times written to ${TIMINGS}`);
 }
@@ -326,7 +390,10 @@ if (failures.length > 0) {
   for (const f of failures) console.log(`  ✖ ${f.file} > ${f.what}`);
 }
 const tier = fast ? 'unit tier' : 'all tiers';
+const cpu = cpuSeconds();
+const boot = startup.reduce((x, s) => x + s.bootMs + s.importMs, 0);
 console.log(
-  `\n${tier}: ${totals.tests} tests in ${files.length} files — ${totals.pass} passed, ${totals.fail} failed, ${totals.skip} skipped, ${totals.todo} todo — ${seconds(Date.now() - started)}`,
+  `\n${tier}: ${totals.tests} tests in ${files.length} files — ${totals.pass} passed, ${totals.fail} failed, ${totals.skip} skipped, ${totals.todo} todo — ${seconds(Date.now() - started)}` +
+    `${cpu === undefined ? '' : `, ${cpu.toFixed(1)} CPU s`}${startup.length > 0 ? ` (shard start-up ${seconds(boot)}, summed over ${startup.length} start(s))` : ''}`,
 );
 process.exit(failed || totals.tests === 0 ? 1 : 0);

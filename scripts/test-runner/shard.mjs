@@ -7,10 +7,14 @@
 // a test that registers tests while it runs must never be mistaken for a file's top level.
 // --test-force-exit: a file that leaves a handle open (a timer, a server, ORT's threads) cannot keep the shard
 // alive once every test is done; the per-file timeout below stops a test that never settles.
-import { before, beforeEach, describe, test } from 'node:test';
+
 import { relative, resolve } from 'node:path';
+import { before, beforeEach, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { MARK } from './protocol.mjs';
+
+// Milliseconds from process start to here: node, tsx and the resolve hook (reported with the imports below).
+const bootMs = performance.now();
 
 const [timeoutArg, ...files] = process.argv.slice(2);
 const timeout = Number(timeoutArg);
@@ -26,18 +30,28 @@ setInterval(() => {}, 2 ** 30);
 const send = (event) => process.stdout.write(`${MARK}${JSON.stringify(event)}\n`);
 
 const loaded = [];
+const importStart = performance.now();
 for (const file of files) {
   const name = relative(process.cwd(), resolve(file)).split('\\').join('/');
   send({ ev: 'load', file: name });
   shim.startRecording();
   let loadError = null;
+  const t0 = performance.now();
   try {
     await import(pathToFileURL(resolve(file)).href);
   } catch (err) {
     loadError = err;
   }
-  loaded.push({ name, calls: shim.stopRecording(), loadError });
+  loaded.push({ name, calls: shim.stopRecording(), loadError, ms: performance.now() - t0 });
 }
+const slowest = [...loaded].sort((a, b) => b.ms - a.ms).slice(0, 3);
+send({
+  ev: 'loaded',
+  files: loaded.length,
+  bootMs,
+  importMs: performance.now() - importStart,
+  slowest: slowest.map((l) => [l.name, l.ms]),
+});
 
 for (const { name, calls, loadError } of loaded) {
   describe(name, { timeout }, () => {

@@ -198,7 +198,8 @@ export class TrainLoop {
    * tokens (calibrate.ts) instead of extrapolating one cold, longest batch. The eval session gets the same warm-up
    * and one timed batch.
    */
-  async measure(samples = 4): Promise<TimingProbe> {
+  /** Timed probe runs for pre-flight; the defaults are the full probe (TrainJob.probe). */
+  async measure({ samples = 4, warmups = 2, repeats = 2 } = {}): Promise<TimingProbe> {
     const feedsFor = (rows: PackedRow[]) => {
       const b = collate(rows);
       return {
@@ -230,14 +231,13 @@ export class TrainLoop {
     // Two warm-up runs always; more (up to 8) while they stay cheap, since small models keep speeding up for a few
     // more runs (quickstart pretrain: 575, 303, ~50 ms for runs 3–8, then ~30 ms) while big ones settle sooner.
     const warmStart = performance.now();
-    for (let i = 0; i < 8 && (i < 2 || performance.now() - warmStart < 1500); i++)
+    for (let i = 0; i < (warmups > 0 ? 8 : 0) && (i < warmups || performance.now() - warmStart < 1500); i++)
       await this.sessions.step.run(first.feeds, ['loss']);
     const step: { tokens: number; seconds: number }[] = [];
     for (const idx of pick) {
       const f = idx === pick[0] ? first : feedsFor(this.firstEpoch[idx]!);
-      // The faster of two runs: on a shared machine one run can land in another process's burst.
       const run = () => timed(() => this.sessions.step.run(f.feeds, ['loss']));
-      step.push({ tokens: f.tokens, seconds: Math.min(await run(), await run()) });
+      step.push({ tokens: f.tokens, seconds: await fastestOf(repeats, run) });
     }
     // dropout masks drawn for the probe must not shift the run's random stream
     this.rng.restore(this.state.rng);
@@ -247,9 +247,9 @@ export class TrainLoop {
     if (ev && evRows) {
       const b = collate(evRows);
       const feeds = { ...batchFeeds(b, this.graphs.maskMode), ...this.paramFeeds() };
-      for (let i = 0; i < 2; i++) await ev.run(feeds, ['loss']);
+      for (let i = 0; i < warmups; i++) await ev.run(feeds, ['loss']);
       const run = () => timed(() => ev.run(feeds, ['loss']));
-      evaluation = { tokens: b.batch * b.seq, seconds: Math.min(await run(), await run()) };
+      evaluation = { tokens: b.batch * b.seq, seconds: await fastestOf(repeats, run) };
       this.rng.restore(this.state.rng);
     }
     return {
@@ -468,4 +468,11 @@ export interface TimingProbe {
   evaluation?: { tokens: number; seconds: number };
   trainBatchTokens: number[];
   evalBatchTokens: number[];
+}
+
+/** The fastest of `n` timed runs (at least one): on a shared machine one run can land in another process's burst. */
+async function fastestOf(n: number, run: () => Promise<number>): Promise<number> {
+  let best = await run();
+  for (let i = 1; i < n; i++) best = Math.min(best, await run());
+  return best;
 }

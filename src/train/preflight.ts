@@ -34,9 +34,13 @@ export interface Preflight {
 }
 
 /** Measures one step and assembles the pre-flight report; throws TRAIN_RESOURCES when the estimate does not fit. */
-export async function preflight(loop: TrainLoop, say: ((line: string) => void) | undefined): Promise<Preflight> {
+export async function preflight(
+  loop: TrainLoop,
+  say: ((line: string) => void) | undefined,
+  probeKind: 'full' | 'quick' = 'full',
+): Promise<Preflight> {
   const { c, graphs, prepared: p } = loop;
-  const probe = await loop.measure();
+  const probe = await loop.measure(probeKind === 'quick' ? { samples: 1, warmups: 0, repeats: 1 } : undefined);
   const timing = estimateRun(probe, {
     remainingSteps: loop.totalSteps - loop.state.step,
     firstStep: loop.state.step,

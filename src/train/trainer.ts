@@ -35,6 +35,13 @@ export interface TrainJob {
   /** Stop after this many optimiser steps in this process (tests of interruption). */
   stopAfterSteps?: number;
   threads?: number;
+  /**
+   * Pre-flight's timing probe. `full` (default): warm-up runs, then the fastest of two runs of up to four batch
+   * sizes. `quick`: one run of one batch (and of one eval batch), no warm-up, so the time estimate is rough; for
+   * callers that never read it (tests of what training computes). The probe never changes the run: it steps with
+   * step size 0 and restores the random stream, so both give identical weights.
+   */
+  probe?: 'full' | 'quick';
 }
 
 export interface TrainResult {
@@ -75,7 +82,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
   const engine = await Engine.create({ threads: job.threads ?? c.threads ?? cpus().length });
   try {
     const loop = new TrainLoop(c, p, graphs, await loadSessions(engine, graphs, c), resumeFrom);
-    const pre = await preflight(loop, job.quiet ? undefined : log(job));
+    const pre = await preflight(loop, job.quiet ? undefined : log(job), job.probe ?? 'full');
     const result: TrainResult = {
       runId: runIdOf(outputDir, loop.state.configHash),
       outputDir,

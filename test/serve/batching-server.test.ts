@@ -18,7 +18,6 @@ const servers: RunningServer[] = [];
 before(() => {
   work = mkdtempSync(join(tmpdir(), 'loom-batching-'));
   dir = join(work, 'tiny');
-  process.env.LOOM_REGISTRY = join(work, 'registry.db');
   createModelFolder(dir, { preset: 'tiny', seed: 5, overrides: { initializer_range: 0.2 } });
 });
 
@@ -28,7 +27,13 @@ after(async () => {
 });
 
 async function serve(overrides: string[]): Promise<{ url: string; client: OpenAI }> {
-  const s = await startServe(dir, { port: 0, logLevel: 'silent', requestLog: false, overrides });
+  const s = await startServe(dir, {
+    registry: join(work, 'registry.db'),
+    port: 0,
+    logLevel: 'silent',
+    requestLog: false,
+    overrides,
+  });
   servers.push(s);
   return { url: s.url, client: new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 }) };
 }

@@ -18,7 +18,6 @@ const MAX_BODY = 16384;
 
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'loom-serve-fuzz-'));
-  process.env.LOOM_REGISTRY = join(work, 'registry.db');
   createModelFolder(join(work, 'tiny'), { preset: 'tiny', seed: 5, overrides: { initializer_range: 0.2 } });
   createModelFolder(join(work, 'other'), { preset: 'tiny', seed: 6, overrides: { initializer_range: 0.2 } });
   const cfg = join(work, 'serve.yaml');
@@ -30,7 +29,12 @@ before(async () => {
       '  - { name: tiny, backend: local, path: tiny, threads: 1, adapters: { lora: other } }',
     ].join('\n'),
   );
-  server = await startServe(cfg, { port: 0, logLevel: 'silent', requestLog: false });
+  server = await startServe(cfg, {
+    registry: join(work, 'registry.db'),
+    port: 0,
+    logLevel: 'silent',
+    requestLog: false,
+  });
 });
 
 after(async () => {

@@ -24,9 +24,14 @@ const MESSAGES = [{ role: 'user' as const, content: 'hello there' }];
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'loom-serve-lp-'));
   dir = join(work, 'tiny');
-  process.env.LOOM_REGISTRY = join(work, 'registry.db');
   createModelFolder(dir, { preset: 'tiny', seed: 3, overrides: { initializer_range: 0.2 } });
-  server = await startServe(dir, { port: 0, logLevel: 'silent', requestLog: false, overrides: ['models.0.threads=1'] });
+  server = await startServe(dir, {
+    registry: join(work, 'registry.db'),
+    port: 0,
+    logLevel: 'silent',
+    requestLog: false,
+    overrides: ['models.0.threads=1'],
+  });
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   ref = await LocalChatModel.fromFolder(dir, { threads: 1 });
 });

@@ -18,7 +18,6 @@ let dir: string;
 
 before(() => {
   work = mkdtempSync(join(tmpdir(), 'loom-serve-mon-'));
-  process.env.LOOM_REGISTRY = join(work, 'registry.db');
   dir = join(work, 'tiny');
   createModelFolder(dir, { preset: 'tiny', seed: 5 });
 });
@@ -81,6 +80,7 @@ test('loom_native_memory_bytes is RSS minus the main V8 heap; model memory gauge
   const kv = 2 * layers * kvHeads * headDim * 4 * context * concurrency;
   const weights = statSync(join(dir, 'model.safetensors')).size;
   const s = await startServe(dir, {
+    registry: join(work, 'registry.db'),
     port: 0,
     logLevel: 'silent',
     requestLog: false,

@@ -25,10 +25,10 @@ const MESSAGES = [
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'loom-serve-'));
   dir = join(work, 'tiny');
-  // Keys live in the registry: a fresh one per run, so a developer's own keys never change these tests.
-  process.env.LOOM_REGISTRY = join(work, 'registry.db');
   createModelFolder(dir, { preset: 'tiny', seed: 3, overrides: { initializer_range: 0.2 } });
   server = await startServe(dir, {
+    // Keys live in the registry: a fresh one per run, so a developer's own keys never change these tests.
+    registry: join(work, 'registry.db'),
     port: 0,
     logLevel: 'silent',
     overrides: ['models.0.threads=1', 'limits.max_body_bytes=65536'],

@@ -27,7 +27,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'loom-serve-up-'));
-  process.env.LOOM_REGISTRY = join(work, 'registry.db');
   // forceCloseConnections: the gateway's keep-alive sockets to this fake would otherwise hold close() for
   // fastify's 72 s keepAliveTimeout (hijacked SSE replies leave them untracked as idle).
   fake = Fastify({ forceCloseConnections: true });
@@ -86,7 +85,12 @@ before(async () => {
       `  - { name: hang, backend: upstream, base_url: "${base}/hang/v1", model: m4, retries: 0, timeout_ms: 300 }`,
     ].join('\n'),
   );
-  server = await startServe(cfg, { port: 0, logLevel: 'silent', requestLog: false });
+  server = await startServe(cfg, {
+    registry: join(work, 'registry.db'),
+    port: 0,
+    logLevel: 'silent',
+    requestLog: false,
+  });
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'x', maxRetries: 0 });
 });
 

@@ -19,6 +19,7 @@ const train = (over: Record<string, unknown>, resume = false, log?: (l: string) 
     baseDir: dir,
     quiet: true,
     threads: 1,
+    probe: 'quick',
     resume,
     log,
     merge: (over.finetuning_type ?? 'lora') === 'lora',

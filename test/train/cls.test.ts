@@ -72,7 +72,7 @@ describe('stage cls: training', () => {
       learning_rate: 3e-3,
       max_steps: 48,
     });
-    const r = await runTraining({ config, baseDir: dir, quiet: true, threads: 1 });
+    const r = await runTraining({ config, baseDir: dir, quiet: true, threads: 1, probe: 'quick' });
     assert.ok(r.lastLoss! < r.firstLoss! * 0.5, `loss ${r.firstLoss} -> ${r.lastLoss}`);
     const model = join(dir, 'out-scratch', 'model');
     const cfg = JSON.parse(readFileSync(join(model, 'config.json'), 'utf8'));
@@ -98,7 +98,7 @@ describe('stage cls: training', () => {
       learning_rate: 3e-3,
       max_steps: 48,
     });
-    const r = await runTraining({ config, baseDir: dir, quiet: true, threads: 1 });
+    const r = await runTraining({ config, baseDir: dir, quiet: true, threads: 1, probe: 'quick' });
     const names = r.params.map((p) => p.name);
     assert.ok(names.includes('score.weight'));
     assert.ok(names.some((n) => n.endsWith('q_proj.lora_A.weight')));
@@ -131,7 +131,7 @@ describe('stage cls: training', () => {
       output_dir: 'out-bad',
     });
     await assert.rejects(
-      runTraining({ config, baseDir: dir, quiet: true, threads: 1 }),
+      runTraining({ config, baseDir: dir, quiet: true, threads: 1, probe: 'quick' }),
       (e: Error & { line?: number; field?: string }) => e.line === 2 && e.field === 'label',
     );
   });

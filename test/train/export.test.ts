@@ -50,6 +50,7 @@ test('LoRA: the PEFT adapter reloads bit-identically, and base+adapter and the m
     merge: true,
     quiet: true,
     threads: 1,
+    probe: 'quick',
   });
   const out = join(dir, 'out-merge');
   const modelDir = join(dir, 'model');
@@ -102,6 +103,7 @@ test('prefix tuning saves PEFT PREFIX_TUNING layout: prompt_embeddings [tokens, 
     baseDir: dir,
     quiet: true,
     threads: 1,
+    probe: 'quick',
   });
   const folder = openModelFolder(join(dir, 'model'));
   const model = folder.config;
@@ -118,6 +120,7 @@ test('full fine-tuning writes a complete HF model folder that loads', async () =
     baseDir: dir,
     quiet: true,
     threads: 1,
+    probe: 'quick',
   });
   const w = loadWeights(join(dir, 'out-full', 'model'));
   assert.ok(w.has('model.embed_tokens.weight'));

@@ -12,7 +12,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 async function lossDrop(
   over: Record<string, unknown>,
 ): Promise<{ first: number; last: number; evalBefore?: number; evalAfter?: number }> {
-  const r = await runTraining({ config: cfg(over), baseDir: dir, quiet: true, threads: 1 });
+  const r = await runTraining({ config: cfg(over), baseDir: dir, quiet: true, threads: 1, probe: 'quick' });
   return { first: r.firstLoss!, last: r.lastLoss!, evalBefore: r.initialEvalLoss, evalAfter: r.bestEvalLoss };
 }
 
@@ -57,12 +57,14 @@ test('gradient accumulation of 2x2 equals one batch of 4 (loss normalised over t
     baseDir: dir,
     quiet: true,
     threads: 1,
+    probe: 'quick',
   });
   const b = await runTraining({
     config: cfg({ output_dir: 'acc-b', max_steps: 3, per_device_train_batch_size: 2, gradient_accumulation_steps: 2 }),
     baseDir: dir,
     quiet: true,
     threads: 1,
+    probe: 'quick',
   });
   let worst = 0;
   a.params.forEach((p, i) => {
@@ -79,6 +81,7 @@ test('packing and lora dropout train, run folder has metrics, chart, lineage and
     baseDir: dir,
     quiet: true,
     threads: 1,
+    probe: 'quick',
   });
   assert.ok(r.lastLoss! < r.firstLoss!);
   const out = join(dir, 'out-pack');
@@ -108,6 +111,7 @@ test('early stopping stops after `patience` evaluations without improvement', as
     baseDir: dir,
     quiet: true,
     threads: 1,
+    probe: 'quick',
   });
   assert.ok(r.earlyStopped, 'expected an early stop');
   assert.ok(r.steps < 40);
@@ -142,6 +146,7 @@ test('pretraining from nothing: trains a BPE tokenizer on the corpus, builds the
     baseDir: dir,
     quiet: true,
     threads: 1,
+    probe: 'quick',
   });
   const tok = JSON.parse(readFileSync(join(dir, 'scratch', 'tokenizer.json'), 'utf8'));
   const vocab = Object.keys(tok.model.vocab).length;
@@ -197,6 +202,7 @@ test('full fine-tuning and pretraining on 2 threads: two runs with one seed give
         baseDir: dir,
         quiet: true,
         threads: 2,
+        probe: 'quick',
       });
     const a = await run(`det-a-${over.finetuning_type}-${'stage' in over}`);
     const b = await run(`det-b-${over.finetuning_type}-${'stage' in over}`);

@@ -31,7 +31,13 @@ const FIELDS = JSON.parse(
 };
 
 const train = (over: Record<string, unknown>) =>
-  runTraining({ config: cfg({ max_steps: 2, learning_rate: 1e-2, ...over }), baseDir: dir, quiet: true, threads: 1 });
+  runTraining({
+    config: cfg({ max_steps: 2, learning_rate: 1e-2, ...over }),
+    baseDir: dir,
+    quiet: true,
+    threads: 1,
+    probe: 'quick',
+  });
 const adapterConfig = (out: string) =>
   JSON.parse(readFileSync(join(dir, out, 'adapter', 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
 const notIn = (keys: string[], allowed: string[]) => keys.filter((k) => !allowed.includes(k));

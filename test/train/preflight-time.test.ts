@@ -77,3 +77,26 @@ test('a real run reports the pre-flight estimate beside the measured loop time',
   assert.equal(r.preflight.estimatedRunSeconds, timing.estimatedSeconds);
   t.diagnostic(formatTiming(timing));
 });
+
+test("the quick probe (TrainJob.probe, used by the training tests) changes no weight: dropout's stream is restored", async () => {
+  // Other test files train with probe: 'quick' to spare the full probe's warm-up runs; what they prove about
+  // the trained weights holds for the default probe only if the probe leaves the run alone.
+  const run = (probe: 'full' | 'quick') =>
+    runTraining({
+      config: cfg({ finetuning_type: 'lora', lora_dropout: 0.1, max_steps: 3, output_dir: `out-probe-${probe}` }),
+      baseDir: dir,
+      quiet: true,
+      threads: 1,
+      probe,
+    });
+  const full = await run('full');
+  const quick = await run('quick');
+  assert.ok(full.params.length > 0);
+  full.params.forEach((p, i) => {
+    const q = quick.params[i]!;
+    assert.equal(q.name, p.name);
+    assert.deepEqual(q.data, p.data, `${p.name} differs between the full and the quick probe`);
+  });
+  assert.equal(full.firstLoss, quick.firstLoss);
+  assert.equal(full.lastLoss, quick.lastLoss);
+});
