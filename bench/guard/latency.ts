@@ -130,7 +130,10 @@ console.log(
 const store = loadAttackStore(join(root, 'data/guard/attacks.jsonl'));
 const cats = new Set(guard.config.categories);
 const pii = createPiiDetector();
-const stage: Record<string, number[]> = { normalise: [], rules: [], similarity: [], pii: [] };
+// The same detector without its pre-filters (src/data/pii-scan.ts): the reference for the pii stage, same run.
+const piiPlain = createPiiDetector({ prefilter: false });
+let piiDiffer = 0;
+const stage: Record<string, number[]> = { normalise: [], rules: [], similarity: [], pii: [], pii_no_prefilter: [] };
 for (const m of all) {
   let t0 = process.hrtime.bigint();
   const v = normalizeForGuard(m);
@@ -146,9 +149,15 @@ for (const m of all) {
   t1 = process.hrtime.bigint();
   stage.similarity!.push(Number(t1 - t0) / 1e6);
   t0 = process.hrtime.bigint();
-  pii.mask(m);
+  const found = pii.mask(m);
   t1 = process.hrtime.bigint();
   stage.pii!.push(Number(t1 - t0) / 1e6);
+  t0 = process.hrtime.bigint();
+  const ref = piiPlain.mask(m);
+  t1 = process.hrtime.bigint();
+  stage.pii_no_prefilter!.push(Number(t1 - t0) / 1e6);
+  if (JSON.stringify(found) !== JSON.stringify(ref)) piiDiffer++;
 }
 for (const [name, t] of Object.entries(stage))
   console.log(JSON.stringify({ ...meta, stage: name, total_ms: r3(t.reduce((a, b) => a + b, 0)), ms: summary(t) }));
+console.log(JSON.stringify({ ...meta, check: 'pii_prefilter_identical', messages: all.length, differing: piiDiffer }));

@@ -13,13 +13,7 @@
  * Names in free text without such a cue are not detected: that needs a tagger, and regexes over every two Han
  * characters would mask half of any dialogue.
  */
-import type { PiiType } from '../config/data-clean.ts';
-
-export interface ContextDetector {
-  type: PiiType;
-  re: RegExp;
-  accept(m: string, text: string, index: number): boolean;
-}
+import type { Detector } from './pii-scan.ts';
 
 // Characters a place-name prefix may not start with: the verbs and pronouns that precede addresses in speech.
 const PLACE = '(?:(?![是在的到于址去住我你他她它和与从往送寄发收来就请为])[\\u4e00-\\u9fa5])';
@@ -53,7 +47,13 @@ const LOCAL = '(?:[2-9][0-9]{6,7}|[2-9][0-9]{2,3}[- ][0-9]{4})';
 
 const LANDLINE_PARTS = new RegExp(`^[(（]?(?<area>${AREA})[)）]?\\s*[- ]?(?<local>${LOCAL})`);
 
-export const CONTEXT_DETECTORS: ContextDetector[] = [
+const QQ_CUE = /QQ|qq|Qq|扣扣/;
+const ZH_NAME_CUE_RE = new RegExp(ZH_NAME_CUE);
+const EN_NAME_CUE_RE = new RegExp(EN_NAME_CUE);
+
+// Pre-filters (pii-scan.ts): each is implied by every match of its regex. Digit runs: LOCAL ends in 4+ digits in
+// a row ([0-9]{4} or [2-9][0-9]{6,7}); the bare local number is 7+; a QQ number 5+ after its cue.
+export const CONTEXT_DETECTORS: Detector[] = [
   {
     type: 'cn_landline',
     re: new RegExp(`(?<![0-9+])(?:[(（]${AREA}[)）]\\s*|${AREA}[- ]?)${LOCAL}${EXT}(?![0-9]|[- ][0-9])`, 'g'),
@@ -65,37 +65,38 @@ export const CONTEXT_DETECTORS: ContextDetector[] = [
       // 3-digit area codes (010, 02x) pair with 8-digit numbers; this keeps 010 + 7 digits (a typo, an ID) out.
       return g.area!.length === 3 ? local === 8 : local === 7 || local === 8;
     },
+    may: (f) => f.digitRun >= 4,
   },
   {
     type: 'cn_landline',
     re: /(?<![0-9])[2-9][0-9]{6,7}(?![0-9])/g,
     accept: (_m, text, i) => PHONE_CUE.test(before(text, i, 16)),
+    may: (f) => f.digitRun >= 7,
   },
   {
     type: 'qq',
     re: /(?<=(?:QQ|qq|Qq|扣扣)\s*(?:号码|号)?\s*(?:是|为|:|：)?\s*)[1-9][0-9]{4,10}(?![0-9])/g,
     accept: () => true,
+    may: (f) => f.digitRun >= 5 && QQ_CUE.test(f.text),
   },
   {
     type: 'cn_address',
     re: new RegExp(`${ADMIN}${ROAD}(?:${HOUSE_NO}${BUILDING})?`, 'g'),
     accept: (m) => /号/.test(m) || /^[^路街巷弄]*(?:市|区|县|镇|乡)/.test(m),
+    // Every match holds a road word (大街 大道 路 街 巷 胡同 弄); its last character is at most ADMIN (7 + 自治区,
+    // 7 + 市, 6 + 区: 25) + ROAD's 10 place characters + 1 after the match start.
+    anchor: { chars: /[街道路巷同弄]/, lead: 25 + 10 + 1 },
   },
   {
     type: 'person_name',
     re: new RegExp(`(?<=${ZH_NAME_CUE})(?:(?:${COMPOUND})|[${SURNAMES}])[\\u4e00-\\u9fa5]{1,2}?${NAME_END}`, 'g'),
     accept: () => true,
+    may: (f) => ZH_NAME_CUE_RE.test(f.text),
   },
   {
     type: 'person_name',
     re: new RegExp(`(?<=${EN_NAME_CUE})${EN_WORD}(?: ${EN_WORD}){0,2}`, 'g'),
     accept: (m) => !EN_NOT_NAME.test(m.split(' ')[0]!),
+    may: (f) => EN_NAME_CUE_RE.test(f.text),
   },
 ];
-
-/** Cheap pre-check: could the text hold any context-bound PII at all? */
-export function mayHoldContextPii(text: string): boolean {
-  return /[0-9]|姓名|联系人|收件人|收货人|寄件人|户名|持卡人|开户人|我叫|本人|[Nn]ame|[Cc]ontact|[Aa]ttn|[Tt]his is|[Ss]igned|路|街|巷|胡同|弄/.test(
-    text,
-  );
-}
