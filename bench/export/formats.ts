@@ -104,7 +104,8 @@ async function llamaSide(gguf: string, V: number): Promise<Record<string, number
   const llama = await offlineLlama();
   const model = await llama.loadModel({ modelPath: gguf, gpuLayers: 0 });
   // llama.cpp's defaults otherwise (what its users run): F16 KV cache, flash attention 'auto'
-  const ctx = await model.createContext({ contextSize: promptLen + newTokens + 16, threads, batchSize: 512 });
+  const contextSize = Math.max(promptLen + newTokens, evalIds?.length ?? 0) + 16;
+  const ctx = await model.createContext({ contextSize, threads, batchSize: 512 });
   const run = (n: number) => timeEvaluate(ctx, prompt(V), n);
   await run(2);
   const r = await bestOf(run);

@@ -19,7 +19,7 @@ import { LoomError } from '../core/errors.ts';
 import { saveModelFolder } from '../models/folder.ts';
 import { peftBaseName } from '../models/peft.ts';
 import { type GgufDtype, ggufFromModel } from './gguf/llama.ts';
-import { writeOnnx } from './onnx/onnx.ts';
+import { type OnnxQuantTuning, writeOnnx } from './onnx/onnx.ts';
 import { type RoundTrip, roundTrip, writeLineage } from './roundtrip.ts';
 import { type ExportSource, openExportSource } from './source.ts';
 
@@ -62,6 +62,8 @@ export interface ExportOptions {
    * (bench/export/formats.ts); the file stays loadable by transformers.js either way.
    */
   accuracyLevel?: 0 | 4;
+  /** ONNX int8/int4: the other choices inside the file (scale storage and rule, vocabulary bits), for benches. */
+  onnxQuant?: Omit<OnnxQuantTuning, 'accuracyLevel'>;
 }
 
 export interface ExportResult {
@@ -201,13 +203,10 @@ export function exportArtefact(opts: ExportOptions): ExportResult {
     return { format: 'gguf', dtype, outDir, artefact: file, files, source: src };
   }
   if (opts.format === 'onnx') {
-    const files = writeOnnx(
-      src,
-      outDir,
-      dtype,
-      (to) => copyTokenizerFiles(src.tokenizerDir, to, null),
-      opts.accuracyLevel,
-    );
+    const files = writeOnnx(src, outDir, dtype, (to) => copyTokenizerFiles(src.tokenizerDir, to, null), {
+      accuracyLevel: opts.accuracyLevel,
+      ...opts.onnxQuant,
+    });
     return { format: 'onnx', dtype, outDir, artefact: outDir, files, source: src };
   }
   throw new LoomError('NOT_IMPLEMENTED', `--format ${opts.format} is not available yet`, {

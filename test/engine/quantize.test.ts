@@ -104,3 +104,112 @@ for (const bits of [4, 8] as const) {
     assertClose(E.toNumbers(res.logits!), ref, 1e-4, 1e-4, 'tied head vs dequantized reference');
   });
 }
+
+/** Nearest float16 value (11 significant bits, normal range), by plain arithmetic: no engine helper involved. */
+function roundHalf(x: number): number {
+  if (x === 0) return 0;
+  const e = Math.max(Math.floor(Math.log2(Math.abs(x))), -14);
+  const ulp = 2 ** (e - 10);
+  return Math.round(x / ulp) * ulp;
+}
+
+/** IEEE half bits -> number, from the bit layout (1 sign, 5 exponent, 10 mantissa). */
+function halfBits(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  return sign * (exp === 0 ? mant * 2 ** -24 : (1 + mant / 1024) * 2 ** (exp - 15));
+}
+
+for (const bits of [4, 8] as const) {
+  test(`${bits}-bit float16 block scales: the file holds half scales behind a Cast, codes chosen against them`, async () => {
+    const r = rng(20 + bits);
+    const [M, K, N] = [2, 64, 12];
+    const w = randn(r, N * K).map((v) => v * 0.05); // a trained model's scale, scales well inside half's normal range
+    const x = randn(r, M * K);
+    const g = new E.Graph();
+    const xi = g.input('x', 'float32', ['m', K]);
+    g.output('y', E.linear(xi, g.weight('w', E.hostTensor('float32', [N, K], w))));
+    const bytes = E.toOnnx(g, { quantize: { bits, blockSize: 32, scaleType: 'float16' } });
+    const proto = onnxPkg.onnx.ModelProto.decode(bytes).graph!;
+    const cast = proto.node!.find((nd) => nd.opType === 'Cast');
+    const mm = proto.node!.find((nd) => nd.opType === 'MatMulNBits')!;
+    assert.ok(cast && cast.output![0] === mm.input![2], 'the MatMulNBits scales come from a Cast');
+    const sInit = proto.initializer!.find((t) => t.name === cast.input![0])!;
+    const bInit = proto.initializer!.find((t) => t.name === mm.input![1])!;
+    assert.equal(sInit.dataType, 10, 'scales stored as float16');
+    const sRaw = sInit.rawData!;
+    const halves = new Uint16Array(sRaw.buffer.slice(sRaw.byteOffset, sRaw.byteOffset + sRaw.byteLength));
+    assert.equal(halves.length, N * (K / 32));
+    const packed = bInit.rawData!;
+    assert.equal(packed.length, (N * K * bits) / 8);
+    // reference, by hand: scale = half(signed max / -2^(bits-1)); q = clamp(round(v / scale) + zero)
+    const zero = 2 ** (bits - 1);
+    const dq: number[] = [];
+    for (let n = 0; n < N; n++) {
+      for (let b = 0; b < K / 32; b++) {
+        const block = w.slice(n * K + b * 32, n * K + b * 32 + 32);
+        const big = block.reduce((m, v) => (Math.abs(v) > Math.abs(m) ? v : m), 0);
+        const scale = roundHalf(big / -zero);
+        assert.equal(halfBits(halves[n * (K / 32) + b]!), scale, `scale of row ${n} block ${b}`);
+        for (const [i, v] of block.entries()) {
+          const q = Math.min(2 ** bits - 1, Math.max(0, Math.round(v / scale) + zero));
+          const at = n * K + b * 32 + i;
+          const got = bits === 8 ? packed[at]! : (packed[at >> 1]! >> ((at & 1) * 4)) & 15;
+          assert.equal(got, q, `code of row ${n} column ${b * 32 + i}`);
+          dq.push((q - zero) * scale);
+        }
+      }
+    }
+    const s = await (await engine()).load(bytes);
+    const res = await s.run({ x: E.hostTensor('float32', [M, K], x) });
+    await s.release();
+    const ref = Array.from({ length: M * N }, (_, idx) => {
+      const [m, n] = [Math.floor(idx / N), idx % N];
+      let acc = 0;
+      for (let i = 0; i < K; i++) acc += x[m * K + i]! * dq[n * K + i]!;
+      return acc;
+    });
+    assertClose(E.toNumbers(res.y!), ref, 1e-5, 1e-4, 'y vs the dequantised half-scale reference');
+  });
+}
+
+test('bitsOf: an 8-bit vocabulary table in a 4-bit model, one copy for the Gather and the tied head', async () => {
+  const r = rng(31);
+  const [V, K, T] = [48, 64, 3];
+  const table = randn(r, V * K);
+  const wq = randn(r, K * K);
+  const ids = [5, 47, 0];
+  const g = new E.Graph();
+  const idsIn = g.input('ids', 'int64', [1, T]);
+  const emb = g.weight('emb', E.hostTensor('float32', [V, K], table));
+  const h = E.linear(E.embedding(emb, idsIn), g.weight('wq', E.hostTensor('float32', [K, K], wq)));
+  g.output('logits', E.matmul(h, E.transpose(emb, [1, 0])));
+  const bytes = E.toOnnx(g, {
+    quantize: { bits: 4, blockSize: 32, gather: true, bitsOf: (name) => (name === 'emb' ? 8 : undefined) },
+  });
+  const proto = onnxPkg.onnx.ModelProto.decode(bytes).graph!;
+  const bitsAttr = (nd: onnxPkg.onnx.INodeProto) => Number(nd.attribute!.find((a) => a.name === 'bits')!.i);
+  const mms = proto.node!.filter((nd) => nd.opType === 'MatMulNBits');
+  const gbq = proto.node!.find((nd) => nd.opType === 'GatherBlockQuantized')!;
+  assert.deepEqual(mms.map(bitsAttr).sort(), [4, 8]);
+  assert.equal(bitsAttr(gbq), 8);
+  const head = mms.find((nd) => bitsAttr(nd) === 8)!;
+  assert.equal(head.input![1], gbq.input![0], 'the head and the Gather read one 8-bit table');
+  const s = await (await engine()).load(bytes);
+  const res = await s.run({ ids: E.hostTensor('int64', [1, T], ids.map(BigInt)) });
+  await s.release();
+  const dqT = dequant(table, V, K, 8, 32);
+  const dqW = dequant(wq, K, K, 4, 32); // [out, in] of the HF-layout weight
+  const hRef = ids.map((id) =>
+    Array.from({ length: K }, (_, o) => {
+      let acc = 0;
+      for (let i = 0; i < K; i++) acc += dqT[id * K + i]! * dqW[o * K + i]!;
+      return acc;
+    }),
+  );
+  const ref = hRef.flatMap((row) =>
+    Array.from({ length: V }, (_, v) => row.reduce((a, x, i) => a + x * dqT[v * K + i]!, 0)),
+  );
+  assertClose(E.toNumbers(res.logits!), ref, 1e-4, 1e-4, 'logits vs dequantised reference (8-bit table, 4-bit wq)');
+});

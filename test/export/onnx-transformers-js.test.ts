@@ -146,12 +146,25 @@ describe('ONNX export loads in transformers.js (local files only)', () => {
       const bytes = readFileSync(path);
       const fp32 = readFileSync(join(r.outDir, 'onnx', 'model.onnx')).length;
       // Analytic size: every matrix (all 2-D weights, the embedding table included: GatherBlockQuantized reads it
-      // from the same blocks as MatMulNBits) shrinks from 4 B per value to 2 (fp16), or to 1 + 4/32 (int8) or
-      // 0.5 + 4/32 (int4: nibbles plus one float scale per block of 32, implicit zero point 2^(bits-1) as in ORT's
-      // MatMulNBits spec). A tied model has no lm_head.weight: its table must be stored once, not twice.
+      // from the same blocks as MatMulNBits) shrinks from 4 B per value to 2 (fp16), or to 1 + 2/32 (int8: one
+      // float16 scale per block of 32, implicit zero point 2^(bits-1) as in ORT's MatMulNBits spec) or, in int4,
+      // 0.5 + 2/32 (nibbles) for the layers and 1 + 2/32 for the vocabulary matrices (embedding table, LM head:
+      // 8-bit, as llama.cpp keeps them above 4 bits). A tied model has no lm_head.weight: its table is stored once.
       let mats = 0;
-      for (const [, t] of loadWeights(dir)) if (t.dims.length === 2) mats += t.data.length;
-      const want = dtype === 'fp16' ? fp32 - 2 * mats : fp32 - mats * (4 - (dtype === 'int8' ? 1.125 : 0.625));
+      let vocab = 0;
+      for (const [name, t] of loadWeights(dir)) {
+        if (t.dims.length !== 2) continue;
+        mats += t.data.length;
+        if (name === 'model.embed_tokens.weight' || name === 'lm_head.weight') vocab += t.data.length;
+      }
+      const per8 = 1 + 2 / 32;
+      const per4 = 0.5 + 2 / 32;
+      const want =
+        dtype === 'fp16'
+          ? fp32 - 2 * mats
+          : dtype === 'int8'
+            ? fp32 - mats * (4 - per8)
+            : fp32 - (mats - vocab) * (4 - per4) - vocab * (4 - per8);
       assert.ok(Math.abs(bytes.length - want) <= 0.02 * want, `${file} ${bytes.length} B, analytic ${want} B`);
       if (dtype !== 'fp16') {
         assert.ok(bytes.includes('MatMulNBits'), 'quantised file uses com.microsoft.MatMulNBits');

@@ -9,7 +9,7 @@
  * block's largest-magnitude value maps exactly onto q = 0.
  */
 import { type Graph, Tensor } from '../graph/graph.ts';
-import { fromHalf, type HostTensor, toNumbers } from '../graph/types.ts';
+import { fromHalf, type HostTensor, toHalf, toNumbers } from '../graph/types.ts';
 import type { EmitNode } from './emit.ts';
 
 export interface QuantizeOptions {
@@ -25,6 +25,20 @@ export interface QuantizeOptions {
    * over the same blocks, sharing one initializer with a tied LM head's MatMulNBits. Default false.
    */
   gather?: boolean;
+  /**
+   * How the block scales are stored in the file. 'float16' halves them (34 B per 32 int8 weights, as GGUF's Q8_0;
+   * 18 B per 32 int4 weights, as Q4_0) behind a Cast to float32, which ORT folds into a float32 initializer when the
+   * session is created, so the kernels read the same float32 scales as with 'float32' (the default). The weights
+   * are rounded against the float16 scale, so what the file holds is exactly what runs.
+   */
+  scaleType?: 'float32' | 'float16';
+  /**
+   * 'signed-max' (default): the block's largest-magnitude value maps exactly onto q = 0 (scale = v / -2^(bits-1)),
+   * as GGUF's Q4_0. 'amax': scale = max|v| / (2^(bits-1) - 1), q symmetric around the zero point, as GGUF's Q8_0.
+   */
+  scaleRule?: 'signed-max' | 'amax';
+  /** Bits for one weight by name (e.g. 8 for the vocabulary table in a 4-bit model); default `bits`. */
+  bitsOf?: (weightName: string) => 4 | 8 | undefined;
 }
 
 export interface QuantizedWeight {
@@ -34,14 +48,19 @@ export interface QuantizedWeight {
   blobSize: number;
 }
 
-/** Quantize a row-major [n][k] float matrix (rows = output features). */
+/**
+ * Quantize a row-major [n][k] float matrix (rows = output features). `roundScale` maps each block scale onto the
+ * value the file will hold (float16 rounding), so the codes are chosen against the scale the kernel reads.
+ */
 export function quantizeBlocks(
   w: ArrayLike<number>,
   n: number,
   k: number,
   bits: 4 | 8,
   blockSize: number,
+  how: { roundScale?: (s: number) => number; scaleRule?: 'signed-max' | 'amax' } = {},
 ): QuantizedWeight {
+  const amaxRule = how.scaleRule === 'amax';
   const blocks = Math.ceil(k / blockSize);
   const blobSize = (blockSize * bits) / 8;
   const zero = 1 << (bits - 1);
@@ -57,7 +76,8 @@ export function quantizeBlocks(
         const v = w[r * k + c]!;
         if (Math.abs(v) > Math.abs(vmax)) vmax = v;
       }
-      const scale = Math.fround(vmax / -zero);
+      const raw = amaxRule ? Math.abs(vmax) / (zero - 1) : vmax / -zero;
+      const scale = how.roundScale ? how.roundScale(raw) : Math.fround(raw);
       scales[r * blocks + b] = scale;
       const inv = scale === 0 ? 0 : 1 / scale;
       const base = (r * blocks + b) * blobSize;
@@ -78,13 +98,22 @@ function floatValues(h: HostTensor): ArrayLike<number> {
   return toNumbers(h);
 }
 
+interface Quantized {
+  b: Tensor;
+  s: Tensor;
+  n: number;
+  k: number;
+  blocks: number;
+  bits: 4 | 8;
+}
+
 /** Find the frozen weight behind a MatMul's B input: W [K,N], Transpose(W [N,K]), optionally through Casts. */
-function weightOf(graph: Graph, t: Tensor): { value: HostTensor; transposed: boolean } | undefined {
+function weightOf(graph: Graph, t: Tensor): { value: HostTensor; name: string; transposed: boolean } | undefined {
   let transposed = false;
   let cur = t;
   for (let hops = 0; hops < 3; hops++) {
     const w = graph.weights.find((e) => e.tensor === cur && !e.trainable);
-    if (w) return w.value.dims.length === 2 ? { value: w.value, transposed } : undefined;
+    if (w) return w.value.dims.length === 2 ? { value: w.value, name: w.name, transposed } : undefined;
     const p = cur.producer;
     if (!p) return;
     if (p.op === 'Cast') cur = p.inputs[0]!;
@@ -111,10 +140,14 @@ export function quantizeMatMuls(
   }
   const inits = new Map<Tensor, HostTensor>();
   // keyed by the source weight, so a tied embedding and LM head ([V, K] read as the head's [N, K]) share one copy
-  const cache = new Map<HostTensor, { b: Tensor; s: Tensor; n: number; k: number; blocks: number }>();
+  const cache = new Map<HostTensor, Quantized>();
+  // float16 scales: the Cast nodes that widen them, placed before every consumer
+  const casts: EmitNode[] = [];
   let fake = -1;
   const tensor = (dtype: HostTensor['dtype'], dims: number[]) => new Tensor(fake--, dtype, dims, graph, null);
-  const quantized = (value: HostTensor, n: number, k: number, transposed: boolean) => {
+  const half = opts.scaleType === 'float16';
+  const roundScale = half ? (v: number) => fromHalf(toHalf(v)) : undefined;
+  const quantized = (value: HostTensor, name: string, n: number, k: number, transposed: boolean): Quantized => {
     let q = cache.get(value);
     if (q && q.n === n) return q;
     const vals = floatValues(value);
@@ -124,12 +157,17 @@ export function quantizeMatMuls(
       for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) t[j * k + i] = vals[i * n + j]!;
       rows = t;
     }
-    const qw = quantizeBlocks(rows, n, k, bits, blockSize);
+    const wBits = opts.bitsOf?.(name) ?? bits;
+    const qw = quantizeBlocks(rows, n, k, wBits, blockSize, { roundScale, scaleRule: opts.scaleRule });
     const b = tensor('uint8', [n, qw.blocks, qw.blobSize]);
     const s = tensor('float32', [n * qw.blocks]);
     inits.set(b, { dtype: 'uint8', dims: [n, qw.blocks, qw.blobSize], data: qw.packed });
-    inits.set(s, { dtype: 'float32', dims: [n * qw.blocks], data: qw.scales });
-    q = { b, s, n, k, blocks: qw.blocks };
+    if (half) {
+      const s16 = tensor('float16', [n * qw.blocks]);
+      inits.set(s16, { dtype: 'float16', dims: [n * qw.blocks], data: Uint16Array.from(qw.scales, toHalf) });
+      casts.push({ op: 'Cast', domain: '', inputs: [s16], outputs: [s], attrs: { to: { kind: 'int', v: 1 } } });
+    } else inits.set(s, { dtype: 'float32', dims: [n * qw.blocks], data: qw.scales });
+    q = { b, s, n, k, blocks: qw.blocks, bits: wBits };
     cache.set(value, q);
     return q;
   };
@@ -143,7 +181,7 @@ export function quantizeMatMuls(
     const dims = found.value.dims as [number, number];
     const [n, k] = found.transposed ? dims : [dims[1], dims[0]];
     if (n * k < (opts.minElements ?? 0)) return [node];
-    const q = quantized(found.value, n, k, found.transposed);
+    const q = quantized(found.value, found.name, n, k, found.transposed);
     return [
       {
         op: 'MatMulNBits',
@@ -153,7 +191,7 @@ export function quantizeMatMuls(
         attrs: {
           K: { kind: 'int', v: k },
           N: { kind: 'int', v: n },
-          bits: { kind: 'int', v: bits },
+          bits: { kind: 'int', v: q.bits },
           block_size: { kind: 'int', v: blockSize },
           accuracy_level: { kind: 'int', v: opts.accuracyLevel ?? 0 },
         },
@@ -171,11 +209,12 @@ export function quantizeMatMuls(
     const [table, ids] = node.inputs;
     const axis = node.attrs.axis;
     if (!table || !ids || (axis?.kind === 'int' && axis.v !== 0) || table.rank !== 2) return;
-    const w = graph.weights.find((e) => e.tensor === table && !e.trainable)?.value;
-    if (!w || w.dims.length !== 2 || (w.dtype !== 'float32' && w.dtype !== 'float16')) return;
+    const entry = graph.weights.find((e) => e.tensor === table && !e.trainable);
+    const w = entry?.value;
+    if (!entry || !w || w.dims.length !== 2 || (w.dtype !== 'float32' && w.dtype !== 'float16')) return;
     const [n, k] = w.dims as [number, number];
     if (k % blockSize !== 0 || n * k < (opts.minElements ?? 0)) return;
-    const q = quantized(w, n, k, true);
+    const q = quantized(w, entry.name, n, k, true);
     const sShape = tensor('int64', [3]);
     inits.set(sShape, { dtype: 'int64', dims: [3], data: BigInt64Array.from([n, q.blocks, 1].map(BigInt)) });
     const s3 = tensor('float32', [n, q.blocks, 1]);
@@ -195,7 +234,7 @@ export function quantizeMatMuls(
         inputs: [q.b, ids, s3],
         outputs: [g],
         attrs: {
-          bits: { kind: 'int', v: bits },
+          bits: { kind: 'int', v: q.bits },
           block_size: { kind: 'int', v: blockSize },
           gather_axis: { kind: 'int', v: 0 },
           quantize_axis: { kind: 'int', v: 2 },
@@ -204,5 +243,5 @@ export function quantizeMatMuls(
       { op: 'Reshape', domain: '', inputs: [g, oShape], outputs: node.outputs, attrs: {} },
     ];
   }
-  return { nodes: out, inits };
+  return { nodes: [...casts, ...out], inits };
 }

@@ -10,6 +10,8 @@
  *   DIR/onnx/model_q4.onnx          --dtype int4: MatMulNBits 4-bit weights, accuracy_level 4 (transformers.js dtype 'q4')
  * In int8/int4 the embedding table is quantised too (com.microsoft.GatherBlockQuantized over MatMulNBits' blocks);
  * a tied LM head reads that same initializer, so the [vocab, hidden] table is stored once, as in a GGUF file.
+ * Block scales are stored as float16 behind a Cast to float32 (folded by ORT at load). In int4 files the vocabulary
+ * matrices (embedding table, LM head) are 8-bit, as llama.cpp keeps them at Q6_K in its Q4_0 files.
  * The graph is the one Loom's engine runs (models/llama.ts with the KV cache): inputs input_ids, attention_mask,
  * position_ids, past_key_values.{i}.key|value; outputs logits [B, T, V] and present.{i}.key|value — the names
  * transformers.js feeds and reads. Fused contrib ops (SimplifiedLayerNormalization, RotaryEmbedding,
@@ -40,6 +42,22 @@ export const ONNX_FILES: Record<OnnxDtype, string> = {
 /** transformers.js `dtype` option that selects each file (its DEFAULT_DTYPE_SUFFIX_MAPPING). */
 export const TRANSFORMERS_JS_DTYPE: Record<OnnxDtype, string> = { fp32: 'fp32', fp16: 'fp16', int8: 'q8', int4: 'q4' };
 
+/**
+ * Choices inside the int8/int4 files, for measuring them against each other (bench/export/formats.ts); every
+ * combination stays loadable by transformers.js. Defaults are the shipped format.
+ */
+export interface OnnxQuantTuning {
+  /** MatMulNBits accuracy_level: 4 (int8 activations, default) or 0 (fp32 activations). */
+  accuracyLevel?: 0 | 4;
+  /** Block scales in the file: float16 (default) or float32. */
+  scaleType?: 'float32' | 'float16';
+  scaleRule?: 'signed-max' | 'amax';
+  /** Bits of the vocabulary matrices (embedding table, LM head) in an int4 file; default 8. */
+  vocabBits?: 4 | 8;
+}
+
+const VOCAB_MATRICES = new Set(['model.embed_tokens.weight', 'lm_head.weight']);
+
 // ORT refuses protobufs over 2 GB: bigger models put their weights in `<file>_data`, as Optimum does.
 const INLINE_LIMIT = 1.8e9;
 
@@ -47,7 +65,7 @@ function writeModel(
   src: ExportSource,
   onnxDir: string,
   file: string,
-  quantize: { bits: 4 | 8; accuracyLevel?: 0 | 4 } | 'fp16' | undefined,
+  quantize: ({ bits: 4 | 8 } & OnnxQuantTuning) | 'fp16' | undefined,
 ): { files: string[]; external: boolean } {
   const weights = quantize === 'fp16' ? halfMatrices(src.weights) : src.weights;
   const m = buildLlama(src.config, weights, { kvCache: true, logits: 'all' });
@@ -65,6 +83,15 @@ function writeModel(
             accuracyLevel: quantize.accuracyLevel ?? (4 as const),
             // the embedding table quantized too (GatherBlockQuantized), one copy shared with a tied head
             gather: true,
+            // float16 block scales in the file (34 B per 32 int8 weights as Q8_0, 18 B per 32 int4 as Q4_0); ORT
+            // folds their Cast to float32 at session creation, so the kernels and their speed are unchanged
+            // (bench/export/quant-variants.ts measured both side by side)
+            scaleType: quantize.scaleType ?? 'float16',
+            scaleRule: quantize.scaleRule,
+            // int4: the vocabulary matrices at 8 bits, where llama.cpp's Q4_0 keeps its tied table/head at Q6_K;
+            // at 4 bits they were most of int4's perplexity gap to llama.cpp (1.30x -> ~1.0x)
+            bitsOf: (name: string) =>
+              quantize.bits === 4 && VOCAB_MATRICES.has(name) ? (quantize.vocabBits ?? 8) : undefined,
           }
         : undefined,
     docString: 'exported by loom export --format onnx',
@@ -83,7 +110,7 @@ export function writeOnnx(
   outDir: string,
   dtype: string,
   copyTokenizer: (to: string) => string[],
-  accuracyLevel?: 0 | 4,
+  tuning: OnnxQuantTuning = {},
 ): string[] {
   if (dtype !== 'fp32' && dtype !== 'fp16' && dtype !== 'int8' && dtype !== 'int4') {
     throw new LoomError('NOT_IMPLEMENTED', `--format onnx does not support --dtype ${dtype}`, {
@@ -97,7 +124,7 @@ export function writeOnnx(
   const fp32 = writeModel(src, onnxDir, ONNX_FILES.fp32, undefined);
   files.push(...fp32.files);
   if (dtype !== 'fp32') {
-    const how = dtype === 'fp16' ? 'fp16' : { bits: dtype === 'int8' ? (8 as const) : (4 as const), accuracyLevel };
+    const how = dtype === 'fp16' ? 'fp16' : { bits: dtype === 'int8' ? (8 as const) : (4 as const), ...tuning };
     files.push(...writeModel(src, onnxDir, ONNX_FILES[dtype], how).files);
   }
   const hf = toHfConfig({ ...src.config, torchDtype: 'float32' });
