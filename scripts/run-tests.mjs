@@ -19,8 +19,8 @@
 // reported as failed and the shard's remaining files run in a fresh one. End-to-end, subprocess and peer tests,
 // and the few unit files listed in ISOLATED, keep a process per file (node --test), as before.
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MARK } from './test-runner/protocol.mjs';
@@ -82,7 +82,10 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-const env = { ...process.env, LOOM_TEST: '1' };
+// CausalLM caches the ONNX models it builds for a model folder (src/generate/session-cache.ts): the suite's go to a
+// folder of its own, removed at the end, not to the user's ~/.cache/loom/sessions.
+const sessionCache = process.env.LOOM_SESSION_CACHE ? undefined : mkdtempSync(join(tmpdir(), 'loom-test-sessions-'));
+const env = { ...process.env, LOOM_TEST: '1', ...(sessionCache ? { LOOM_SESSION_CACHE: sessionCache } : {}) };
 // Per file: generous for a loaded 2-core machine (the slowest unit file takes ~10 s idle), short enough that a
 // hung test cannot hold the tier for long. A shard that sends nothing for this long plus a margin is killed.
 const FILE_TIMEOUT_MS = Number(process.env.LOOM_TEST_FILE_TIMEOUT_MS ?? 180_000);
@@ -396,4 +399,5 @@ console.log(
   `\n${tier}: ${totals.tests} tests in ${files.length} files — ${totals.pass} passed, ${totals.fail} failed, ${totals.skip} skipped, ${totals.todo} todo — ${seconds(Date.now() - started)}` +
     `${cpu === undefined ? '' : `, ${cpu.toFixed(1)} CPU s`}${startup.length > 0 ? ` (shard start-up ${seconds(boot)}, summed over ${startup.length} start(s))` : ''}`,
 );
+if (sessionCache) rmSync(sessionCache, { recursive: true, force: true });
 process.exit(failed || totals.tests === 0 ? 1 : 0);

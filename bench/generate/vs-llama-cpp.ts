@@ -2,7 +2,9 @@
  * Batch-1 greedy decode through the generation path (CausalLM + generateIds: resident KV cache, in-graph argmax)
  * beside llama.cpp (node-llama-cpp 3.21.1, CPU, F32 weights and F32 KV cache) on the same random weights, exported
  * by `loom export --format gguf`. Each side runs in its own child process so peak RSS is its own.
- * Prints one JSON line per side and one with the ratios.
+ * Loom runs twice, each time in a fresh child with the same session cache folder (generate/session-cache.ts): `cold`
+ * builds the cache entry (what the first run on a model costs), `warm` maps the cached model (every later run).
+ * Prints one JSON line per run and one with the ratios (rss_ratio: warm; rss_ratio_cold: the first run).
  * Usage: npx tsx bench/generate/vs-llama-cpp.ts [threads] [--layers N] [--new N]
  */
 import { execFileSync } from 'node:child_process';
@@ -31,6 +33,7 @@ async function loomSide(dir: string): Promise<Record<string, number>> {
   const lm = await CausalLM.fromFolder(dir, { threads });
   await generateIds(lm, [prompt(lm.config.vocabSize)], { maxNewTokens: 1, temperature: 0, eosIds: [] });
   const load = (performance.now() - t0) / 1000;
+  const cache = lm.sessionLoads.map((l) => l.cache).join(',');
   t0 = performance.now();
   await generateIds(lm, [prompt(lm.config.vocabSize)], { maxNewTokens: 1, temperature: 0, eosIds: [] });
   const first = performance.now() - t0;
@@ -43,7 +46,12 @@ async function loomSide(dir: string): Promise<Record<string, number>> {
   const decode = (performance.now() - t0 - first) / 1000;
   await lm.close();
   const n = (r[0]?.ids.length ?? 1) - 1;
-  return { load_and_first_token_s: +load.toFixed(2), tokens_per_s: +(n / decode).toFixed(1), new_tokens: n };
+  return {
+    load_and_first_token_s: +load.toFixed(2),
+    tokens_per_s: +(n / decode).toFixed(1),
+    new_tokens: n,
+    session_cache: cache,
+  } as unknown as Record<string, number>;
 }
 
 async function llamaSide(gguf: string, V: number): Promise<Record<string, number>> {
@@ -73,7 +81,7 @@ if (side) {
       ? await loomSide(args[args.length - 1]!)
       : await llamaSide(args[args.length - 2]!, opt('--vocab', 0));
   const rss = peakRssMb();
-  console.log(JSON.stringify({ side, ...res, peak_rss_mb: rss }));
+  console.log(JSON.stringify({ side, run: process.env.LOOM_BENCH_RUN, ...res, peak_rss_mb: rss }));
 } else {
   const { presetConfig } = await import('../../src/models/config.ts');
   const { newModel, saveModelFolder } = await import('../../src/models/folder.ts');
@@ -91,9 +99,10 @@ if (side) {
       out: join(work, 'gguf'),
       skipCheck: true,
     });
-    const child = (s: string, extra: string[]): Record<string, number> => {
+    const sessions = join(work, 'sessions');
+    const child = (s: string, extra: string[], run = s): Record<string, number> => {
       const out = execFileSync(process.execPath, ['--import', 'tsx', import.meta.filename, ...extra], {
-        env: { ...process.env, LOOM_BENCH_SIDE: s },
+        env: { ...process.env, LOOM_BENCH_SIDE: s, LOOM_BENCH_RUN: run, LOOM_SESSION_CACHE: sessions },
         encoding: 'utf8',
         maxBuffer: 1 << 24,
       });
@@ -102,7 +111,8 @@ if (side) {
       return JSON.parse(line) as Record<string, number>;
     };
     const common = [String(threads), '--new', String(newTokens)];
-    const loom = child('loom', [...common, dir]);
+    const cold = child('loom', [...common, dir], 'cold');
+    const loom = child('loom', [...common, dir], 'warm');
     const ref = child('llama', [...common, '--vocab', String(cfg.vocabSize), gguf.artefact, 'x']);
     console.log(
       JSON.stringify({
@@ -112,6 +122,7 @@ if (side) {
         prompt: PROMPT,
         decode_ratio: +(loom.tokens_per_s! / ref.tokens_per_s!).toFixed(2),
         rss_ratio: +(loom.peak_rss_mb! / ref.peak_rss_mb!).toFixed(2),
+        rss_ratio_cold: +(cold.peak_rss_mb! / ref.peak_rss_mb!).toFixed(2),
       }),
     );
   } finally {

@@ -79,7 +79,7 @@ export {
 } from './graph/ops.ts';
 export type { AttrValue, Dim, DType, HostTensor } from './graph/types.ts';
 export { fromHalf, hostTensor, isFloat, toHalf, toNumbers } from './graph/types.ts';
-export type { OnnxOptions } from './onnx/emit.ts';
+export type { ExternalDataOptions, ExternalEntry, OnnxOptions } from './onnx/emit.ts';
 export { toOnnx } from './onnx/emit.ts';
 export type { QuantizedWeight, QuantizeOptions } from './onnx/quantize.ts';
 export { quantizeBlocks } from './onnx/quantize.ts';

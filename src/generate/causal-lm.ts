@@ -30,10 +30,19 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LoomError } from '../core/errors.ts';
-import { argMax, Engine, type HostTensor, type ResidentTensor, type Session, toOnnx } from '../engine/index.ts';
+import {
+  argMax,
+  Engine,
+  type Graph,
+  type HostTensor,
+  type ResidentTensor,
+  type Session,
+  toOnnx,
+} from '../engine/index.ts';
 import { type LlamaConfig, parameterCount, readHfConfig } from '../models/config.ts';
 import { loadWeights, openModelFolder, validateWeights } from '../models/folder.ts';
 import { buildLlama, type LlamaGraphOptions, positionIdsFromMask, type WeightSource } from '../models/llama.ts';
+import { type CachedModel, cachedModel, sessionCacheRoot } from './session-cache.ts';
 
 export interface CausalLMOptions {
   /** Share an engine (e.g. one per process); otherwise the model owns one and closes it. */
@@ -46,6 +55,20 @@ export interface CausalLMOptions {
   graph?: Pick<LlamaGraphOptions, 'linear' | 'ropeTableSize'>;
   /** ONNX export only: the file inside onnx/ to run (e.g. model_quantized.onnx). */
   file?: string;
+  /**
+   * Model folders only: where to cache the ONNX models built from it (generate/session-cache.ts), or false for no
+   * cache. Default $LOOM_SESSION_CACHE (`off` turns it off), else ~/.cache/loom/sessions. Not used with a
+   * `graph.linear` hook (a function the cache cannot key on).
+   */
+  sessionCache?: string | false;
+}
+
+/** How a session's model was obtained (tests and benches read CausalLM.sessionLoads). */
+export interface SessionLoad {
+  kind: 'decoder' | 'full';
+  /** 'off': built in memory and sent as bytes (no folder, no cache, or a cache that could not be written). */
+  cache: 'hit' | 'miss' | 'rebuilt' | 'off';
+  path?: string;
 }
 
 /** Per-layer keys and values, [B, kvHeads, past, headDim] each, in the decoder's feed names. */
@@ -65,6 +88,10 @@ export class CausalLM {
   private closed = false;
   /** Set for an ONNX export: the exported graph (all-position logits, KV cache) serves every call. */
   private onnxFile?: string;
+  /** Set for a model folder: its session models can be cached. */
+  private folderDir?: string;
+  /** One record per session loaded, in order. */
+  readonly sessionLoads: SessionLoad[] = [];
 
   private constructor(
     readonly config: LlamaConfig,
@@ -89,7 +116,9 @@ export class CausalLM {
       folder.close();
     }
     const engine = opts.engine ?? (await Engine.create({ threads: opts.threads, device: opts.device }));
-    return new CausalLM(config, () => loadWeights(dir), engine, !opts.engine, opts);
+    const lm = new CausalLM(config, () => loadWeights(dir), engine, !opts.engine, opts);
+    lm.folderDir = dir;
+    return lm;
   }
 
   /** A model folder or an ONNX export folder, whichever `dir` is. */
@@ -130,26 +159,60 @@ export class CausalLM {
   private async load(kind: 'decoder' | 'full'): Promise<Session> {
     if (this.closed) throw new LoomError('RUNTIME', 'model is closed');
     if (this.onnxFile) return this.engine.load(this.onnxFile);
-    const m = buildLlama(this.config, this.weights(), {
-      ...this.opts.graph,
-      kvCache: kind === 'decoder',
-      logits: kind === 'decoder' ? 'last' : 'all',
-    });
-    // Greedy decoding fetches this [B,1] id instead of B x vocab logits (ArgMax keeps the first maximum, as
-    // sampling.ts argmax does).
-    if (kind === 'decoder' && m.logits) m.graph.output('next_token', argMax(m.logits, -1));
+    const fused = this.opts.fused ?? true;
+    const build = (weights: WeightSource): Graph => {
+      const m = buildLlama(this.config, weights, {
+        ...this.opts.graph,
+        kvCache: kind === 'decoder',
+        logits: kind === 'decoder' ? 'last' : 'all',
+      });
+      // Greedy decoding fetches this [B,1] id instead of B x vocab logits (ArgMax keeps the first maximum, as
+      // sampling.ts argmax does).
+      if (kind === 'decoder' && m.logits) m.graph.output('next_token', argMax(m.logits, -1));
+      return m.graph;
+    };
+    const root = this.folderDir && !this.opts.graph?.linear ? sessionCacheRoot(this.opts.sessionCache) : undefined;
+    if (root && this.folderDir) {
+      const c = this.cached(root, this.folderDir, build, fused);
+      if (c) {
+        this.sessionLoads.push({ kind, cache: c.status, path: c.path });
+        // ORT maps weights.bin from the cache folder: no weight crosses to the runtime's thread.
+        return this.engine.load(c.path);
+      }
+    }
+    this.sessionLoads.push({ kind, cache: 'off' });
+    const graph = build(this.weights());
     const bytes = parameterCount(this.config).total * 4;
     // transfer: the serialised model moves to the runtime's thread instead of being copied (one copy fewer).
     if (bytes < INLINE_LIMIT) {
-      return this.engine.load(toOnnx(m.graph, { fused: this.opts.fused ?? true }), { transfer: true });
+      return this.engine.load(toOnnx(graph, { fused }), { transfer: true });
     }
     const dir = mkdtempSync(join(tmpdir(), 'loom-model-'));
     try {
-      const model = toOnnx(m.graph, { fused: this.opts.fused ?? true, externalData: { dir, file: 'weights.bin' } });
+      const model = toOnnx(graph, { fused, externalData: { dir, file: 'weights.bin' } });
       writeFileSync(join(dir, 'model.onnx'), model);
       return await this.engine.load(join(dir, 'model.onnx'));
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** The session cache's entry, or undefined (after a warning) when the cache cannot be written: load in memory. */
+  private cached(
+    root: string,
+    dir: string,
+    build: (w: WeightSource) => Graph,
+    fused: boolean,
+  ): CachedModel | undefined {
+    const folder = openModelFolder(dir);
+    try {
+      return cachedModel(root, folder, build, { fused });
+    } catch (e) {
+      if (!(e instanceof LoomError) || e.code !== 'OUTPUT_WRITE') throw e;
+      process.emitWarning(`${e.message}; loading the model without the session cache`, { code: 'LOOM_SESSION_CACHE' });
+      return undefined;
+    } finally {
+      folder.close();
     }
   }
 

@@ -25,7 +25,7 @@ export interface OnnxOptions {
    * Write tensors of at least `threshold` bytes (default 1024) to `dir/file`; the model then refers to them by
    * that relative file name, so save the model itself in `dir` too and load it by path.
    */
-  externalData?: { dir: string; file: string; threshold?: number };
+  externalData?: ExternalDataOptions;
   /**
    * Also store trainable weights' values as initializers (ONNX "overridable defaults"). Default false: the
    * onnxruntime-node binding hides such inputs from inputNames and ignores feeds for them, so a training graph
@@ -43,6 +43,32 @@ export interface OnnxOptions {
    */
   foldWeightTransposes?: boolean;
   docString?: string;
+}
+
+export interface ExternalDataOptions {
+  dir: string;
+  file: string;
+  threshold?: number;
+  /**
+   * 'size' (default): every tensor of at least `threshold` bytes goes external. 'weights': every graph weight goes
+   * external whatever its size and nothing else does (constants stay inline), so the model file depends only on the
+   * graph's structure, the weights' shapes and the constants: a cache key (generate/session-cache.ts).
+   */
+  select?: 'size' | 'weights';
+  /**
+   * false: plan the external file (offsets, lengths, `layout`) without writing it or reading any tensor's bytes;
+   * the caller writes the data itself (e.g. streamed from safetensors). Default true.
+   */
+  write?: boolean;
+  /** Filled with where each external tensor goes, in file order. */
+  layout?: ExternalEntry[];
+}
+
+/** One tensor in an external data file. */
+export interface ExternalEntry {
+  name: string;
+  offset: number;
+  length: number;
 }
 
 /** Node shape used for emission (graph nodes, or fused replacements). */
@@ -159,27 +185,33 @@ export function toOnnx(graph: Graph, opts: OnnxOptions = {}): Uint8Array {
 
   let extFd: number | undefined;
   let extOffset = 0;
-  const threshold = opts.externalData?.threshold ?? 1024;
-  if (opts.externalData) {
-    mkdirSync(opts.externalData.dir, { recursive: true });
-    extFd = openSync(join(opts.externalData.dir, opts.externalData.file), 'w');
+  const ext = opts.externalData;
+  const threshold = ext?.threshold ?? 1024;
+  if (ext && ext.write !== false) {
+    mkdirSync(ext.dir, { recursive: true });
+    extFd = openSync(join(ext.dir, ext.file), 'w');
   }
   let inlineBytes = 0;
-  const initializer = (name: string, h: HostTensor): onnxPkg.onnx.ITensorProto => {
+  const initializer = (name: string, h: HostTensor, isWeight = false): onnxPkg.onnx.ITensorProto => {
     const bytes = rawBytes(h);
-    if (extFd !== undefined && bytes.byteLength >= threshold) {
+    const external = ext && (ext.select === 'weights' ? isWeight : bytes.byteLength >= threshold);
+    if (external) {
+      // Page-aligned (64 KiB for large tensors) so ORT can map each tensor from the file instead of reading it.
       const align = bytes.byteLength >= 1 << 20 ? ALIGN : 4096;
       const start = Math.ceil(extOffset / align) * align;
       let pos = 0;
-      while (pos < bytes.byteLength) pos += writeSync(extFd, bytes, pos, bytes.byteLength - pos, start + pos);
+      if (extFd !== undefined) {
+        while (pos < bytes.byteLength) pos += writeSync(extFd, bytes, pos, bytes.byteLength - pos, start + pos);
+      }
       extOffset = start + bytes.byteLength;
+      ext.layout?.push({ name, offset: start, length: bytes.byteLength });
       return {
         name,
         dims: h.dims,
         dataType: ONNX_DTYPE[h.dtype],
         dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
         externalData: [
-          { key: 'location', value: opts.externalData!.file },
+          { key: 'location', value: ext.file },
           { key: 'offset', value: String(start) },
           { key: 'length', value: String(bytes.byteLength) },
         ],
@@ -195,8 +227,8 @@ export function toOnnx(graph: Graph, opts: OnnxOptions = {}): Uint8Array {
     for (const w of graph.weights) {
       if (w.trainable) {
         inputs.push(valueInfo(w.name, w.tensor));
-        if (opts.trainableDefaults === true) inits.push(initializer(w.name, w.value));
-      } else if (used.has(w.tensor.id)) inits.push(initializer(w.name, w.value));
+        if (opts.trainableDefaults === true) inits.push(initializer(w.name, w.value, true));
+      } else if (used.has(w.tensor.id)) inits.push(initializer(w.name, w.value, true));
     }
     for (const [id, h] of graph.constants) if (used.has(id)) inits.push(initializer(nameOf(graph.tensors[id]!), h));
     for (const [t, h] of extraInits) if (used.has(t.id)) inits.push(initializer(nameOf(t), h));
