@@ -9,7 +9,11 @@
  *   npx tsx bench/guard/latency.ts [--passes 5]
  *
  * One JSON line per length bucket and one for the whole mix (p50/p95/p99/max ms, message count and length), then
- * one per layer (`stage`) from timing the layers one by one. No reference runs in the same process: LLM Guard (its
+ * one per layer (`stage`) from timing the layers one by one; the pii stage beside the same detector without its
+ * pre-filters (`pii_no_prefilter`, with a count of messages whose findings differ: 0 expected). Then long chats (40
+ * user turns from the mix, checked request by request as the history grows) with the per-turn normalisation cache
+ * and without it (`viewCache: 0`), and a 1 MB paste under the work cap (`over_limit` block and scan_ends).
+ * No other reference runs in the same process: LLM Guard (its
  * DeBERTa scanner) cannot be installed or run offline here; its published latency is quoted in docs/guard.md.
  * Reads banking77 train and CrossWOZ val only (their test splits are reserved for independent evaluation).
  */
@@ -161,3 +165,49 @@ for (const m of all) {
 for (const [name, t] of Object.entries(stage))
   console.log(JSON.stringify({ ...meta, stage: name, total_ms: r3(t.reduce((a, b) => a + b, 0)), ms: summary(t) }));
 console.log(JSON.stringify({ ...meta, check: 'pii_prefilter_identical', messages: all.length, differing: piiDiffer }));
+
+// Long chats: every request carries the whole history (OpenAI API), so each is checked with all earlier turns.
+const chatTurns = [...buckets.short!, ...buckets.medium!.slice(0, 20)];
+const chatGuards = { cached: createGuard({}), uncached: createGuard({}, { viewCache: 0 }) };
+for (const [name, g] of Object.entries(chatGuards)) {
+  seed = 3;
+  const times: number[] = [];
+  const lastTimes: number[] = [];
+  for (let c = 0; c < 10; c++) {
+    const history: { role: string; content: string }[] = [{ role: 'system', content: 'You are a shop assistant.' }];
+    for (let t = 0; t < 40; t++) {
+      history.push({ role: 'user', content: pick(chatTurns) });
+      const t0 = process.hrtime.bigint();
+      g.checkInput(history);
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      times.push(ms);
+      if (t >= 30) lastTimes.push(ms);
+      history.push({ role: 'assistant', content: 'Let me check that for you.' });
+    }
+  }
+  console.log(
+    JSON.stringify({
+      ...meta,
+      chat: name,
+      chats: 10,
+      user_turns: 40,
+      ms: summary(times),
+      turns_31_40_ms: summary(lastTimes),
+    }),
+  );
+}
+
+// A 1 MB paste: the work cap bounds the check (block refuses at once; scan_ends reads 2 × 16,000 characters).
+const paste = joined([...zhTurns, ...prose], 1024 * 1024, '\n');
+for (const over of ['block', 'scan_ends'] as const) {
+  const g = createGuard({ over_limit: over });
+  g.checkInput(paste);
+  const times: number[] = [];
+  let action = '';
+  for (let i = 0; i < 5; i++) {
+    const t0 = process.hrtime.bigint();
+    action = g.checkInput(paste).action;
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  console.log(JSON.stringify({ ...meta, paste_chars: paste.length, over_limit: over, action, ms: summary(times) }));
+}

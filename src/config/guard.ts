@@ -72,6 +72,14 @@ const base = z
     canary: z.string().min(8).optional(),
     /** Characters held back by the streaming moderator so a violating phrase is never sent half-way. */
     hold_back: z.number().int().min(0).max(4096).default(64),
+    /**
+     * Work cap: the most characters one check reads (an input's user and tool turns together, or one answer).
+     * Bounds a pathological paste (a 1 MB text) instead of scanning it all on every request.
+     */
+    max_chars: z.number().int().min(256).default(32000),
+    /** Over max_chars: `block` refuses with a message naming the limit; `scan_ends` checks the first and last
+     *  max_chars / 2 characters and flags (never allows) the text. */
+    over_limit: z.enum(['block', 'scan_ends']).default('block'),
   })
   .strict();
 

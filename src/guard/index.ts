@@ -10,6 +10,10 @@
  * Layers: normalise (normalize.ts) → rules (rules.ts) → similarity (similarity.ts) → classifier (classifier.ts, opt-in:
  * a model trained with `loom guard train-classifier`). Each layer gives scores per
  * label; the verdict keeps the best per label and the evidence (layer + rule id) for the one that decided.
+ * Input turns are normalised one by one through a per-guard LRU (view-cache.ts), so a chat's history is not
+ * normalised again on every request. A text longer than `max_chars` is never passed unchecked: it is refused
+ * (`over_limit: block`, a refusal naming the limit) or only its first and last `max_chars / 2` characters are
+ * checked and the verdict is at least `flag` (`over_limit: scan_ends`).
  */
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -19,16 +23,17 @@ import { validateConfig } from '../config/load.ts';
 import { LoomError } from '../core/errors.ts';
 import { createPiiDetector, type PiiSpan } from '../data/pii.ts';
 import { type GuardClassifier, loadGuardClassifier } from './classifier.ts';
-import { normalizeForGuard, type TransformName } from './normalize.ts';
+import { type GuardView, normalizeForGuard, type TransformName } from './normalize.ts';
 import { type GuardLabel, type HarmCategory, maskRuleMatches, runRules } from './rules.ts';
 import { AttackStore, loadAttackStore } from './similarity.ts';
+import { joinViews, ViewCache } from './view-cache.ts';
 
 export type { GuardConfig, GuardConfigInput } from '../config/guard.ts';
 export type { GuardLabel, HarmCategory } from './rules.ts';
 
 export interface Evidence {
-  label: GuardLabel | 'canary' | 'pii' | 'link';
-  layer: 'rules' | 'similarity' | 'classifier' | 'canary' | 'pii' | 'links';
+  label: GuardLabel | 'canary' | 'pii' | 'link' | 'limit';
+  layer: 'rules' | 'similarity' | 'classifier' | 'canary' | 'pii' | 'links' | 'limits';
   rule: string;
   score: number;
   category?: HarmCategory;
@@ -73,6 +78,15 @@ export function refusal(lang: 'en' | 'zh'): string {
   return REFUSALS[lang];
 }
 
+/** The refusal for a text over `max_chars` (over_limit: block), naming its length and the limit. */
+export function limitRefusal(lang: 'en' | 'zh', chars: number, max: number): string {
+  const n = chars.toLocaleString('en-US');
+  const m = max.toLocaleString('en-US');
+  return lang === 'zh'
+    ? `抱歉，这条消息太长，无法检查（${n} 个字符，上限为 ${m} 个字符）。请缩短后再发送，或分几次发送。`
+    : `Sorry, this message is too long to check (${n} characters; the limit is ${m}). Please shorten it or send it in parts.`;
+}
+
 export function langOf(text: string): 'en' | 'zh' {
   return /[\u4e00-\u9fff]/.test(text) ? 'zh' : 'en';
 }
@@ -97,8 +111,16 @@ function classifierAt(dir: string): GuardClassifier {
 const LABELS: GuardLabel[] = ['injection', 'jailbreak', 'harmful'];
 const URL_RE = /\bhttps?:\/\/([^\s/?#<>"'）)]+)[^\s<>"'）)]*/gi;
 
-export function createGuard(input: GuardConfigInput = {}, opts: { route?: string; store?: AttackStore } = {}): Guard {
+export interface GuardOptions {
+  route?: string;
+  store?: AttackStore;
+  /** Normalised input turns kept for reuse (LRU); 0 turns the cache off. Default 1024. */
+  viewCache?: number;
+}
+
+export function createGuard(input: GuardConfigInput = {}, opts: GuardOptions = {}): Guard {
   const config = resolveGuardConfig(validateConfig(guardConfig, input, 'guard'), opts.route);
+  const cache = new ViewCache(opts.viewCache ?? 1024);
   const categories = new Set<HarmCategory>(config.categories);
   let store = opts.store;
   if (!store && config.similarity.enabled) {
@@ -118,8 +140,7 @@ export function createGuard(input: GuardConfigInput = {}, opts: { route?: string
     clf = classifierAt(dir);
   }
 
-  function score(text: string, side: 'input' | 'output'): Omit<Verdict, 'action' | 'masked' | 'refusal'> {
-    const view = normalizeForGuard(text);
+  function score(view: GuardView, side: 'input' | 'output'): Omit<Verdict, 'action' | 'masked' | 'refusal'> {
     const views = [view.text, ...view.decoded];
     const scores: Record<GuardLabel, number> = { injection: 0, jailbreak: 0, harmful: 0 };
     const evidence: Evidence[] = [];
@@ -169,7 +190,7 @@ export function createGuard(input: GuardConfigInput = {}, opts: { route?: string
       labels,
       scores,
       evidence,
-      transforms: view.transforms,
+      transforms: [...view.transforms],
     };
     if (classifierMs !== undefined) out.classifier_ms = Math.round(classifierMs * 1000) / 1000;
     return out;
@@ -233,6 +254,45 @@ export function createGuard(input: GuardConfigInput = {}, opts: { route?: string
     return v;
   }
 
+  /**
+   * A text over max_chars: refused with a refusal naming the limit, or (scan_ends) checked on its first and last
+   * max_chars / 2 characters only. Then any label blocks (masking a partly read text cannot make it safe), PII
+   * found in the ends flags, nothing found still flags, no masked copy is made, and the canary is looked for in
+   * the whole text. Work is bounded by max_chars whatever the length.
+   */
+  function overLimit(text: string, side: 'input' | 'output', lang: 'en' | 'zh'): Verdict {
+    const max = config.max_chars;
+    const none = { injection: 0, jailbreak: 0, harmful: 0 };
+    const limit = (rule: string): Evidence => ({ label: 'limit', layer: 'limits', rule, score: 1 });
+    if (config.over_limit === 'block') {
+      return {
+        action: 'block',
+        labels: [],
+        scores: none,
+        evidence: [limit('limit.too_long')],
+        transforms: [],
+        refusal: limitRefusal(lang, text.length, max),
+      };
+    }
+    const half = Math.floor(max / 2);
+    const ends = `${text.slice(0, half)}\n${text.slice(-half)}`;
+    const base = score(normalizeForGuard(ends), side);
+    base.evidence.unshift(limit('limit.scanned_ends'));
+    let action: Verdict['action'] = base.labels.length > 0 ? 'block' : 'flag';
+    if (config.pii.action !== 'off') {
+      const types = [...new Set(pii.find(ends).map((s) => s.type))];
+      if (types.length > 0)
+        base.evidence.push({ label: 'pii', layer: 'pii', rule: `pii:${types.join(',')}`, score: 1 });
+    }
+    if (side === 'output' && config.canary && text.includes(config.canary)) {
+      base.evidence.unshift({ label: 'canary', layer: 'canary', rule: 'canary.leak', score: 1 });
+      action = 'block';
+    }
+    const v: Verdict = { action, ...base };
+    if (action === 'block') v.refusal = refusal(lang);
+    return v;
+  }
+
   const guard: Guard = {
     config,
     refusal,
@@ -249,7 +309,17 @@ export function createGuard(input: GuardConfigInput = {}, opts: { route?: string
           langOf(last),
           () => [],
         );
-      const join = (lastText: string) => [...scanned.slice(0, -1).map((t) => t.content), lastText].join('\n');
+      const chars = scanned.reduce((n, t) => n + t.content.length, 0) + Math.max(0, scanned.length - 1);
+      if (chars > config.max_chars)
+        return overLimit(
+          scanned.map((t) => t.content).join('\n'),
+          'input',
+          // The language of the new turn's ends: a regex over the whole paste is the work the cap avoids.
+          langOf(`${last.slice(0, 2048)} ${last.slice(-2048)}`),
+        );
+      // Each turn normalised on its own (and cached): earlier turns cost a lookup.
+      const history = scanned.slice(0, -1).map((t) => cache.view(t.content));
+      const join = (lastText: string) => joinViews([...history, cache.view(lastText)]);
       const merged = score(join(last), 'input');
       return finish(merged, last, 'input', langOf(last), (m) => score(join(m), 'input').labels);
     },
@@ -263,7 +333,15 @@ export function createGuard(input: GuardConfigInput = {}, opts: { route?: string
           lang,
           () => [],
         );
-      return finish(score(text, 'output'), text, 'output', lang, (m) => score(m, 'output').labels);
+      if (text.length > config.max_chars) return overLimit(text, 'output', lang);
+      // Not cached: an answer is new text (a stream checks a longer prefix each time).
+      return finish(
+        score(normalizeForGuard(text), 'output'),
+        text,
+        'output',
+        lang,
+        (m) => score(normalizeForGuard(m), 'output').labels,
+      );
     },
     moderateStream(chunks, ctx = {}) {
       return moderateStream(guard, chunks, config.hold_back, ctx.prompt);

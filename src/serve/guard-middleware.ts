@@ -18,7 +18,7 @@ export interface InputDecision {
   verdict: Verdict;
 }
 
-const SIDE_LABELS = new Set(['canary', 'pii', 'link']);
+const SIDE_LABELS = new Set(['canary', 'pii', 'link', 'limit']);
 
 /** A bounded metric label: the rule id that decided, never client text (similarity hits and hosts collapse). */
 function decidingRule(v: Verdict): string {
