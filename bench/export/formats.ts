@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import type { Token } from 'node-llama-cpp';
 import { offlineLlama, timeEvaluate } from '../../tools/reference/llama-cpp.ts';
 import { peakRssMb } from '../peak-rss.ts';
+import { textPerplexity } from './ppl.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, d: number): number => {
@@ -77,17 +78,7 @@ async function loomSide(dir: string, file: string): Promise<Record<string, numbe
   {
     const evalIds = text;
     const V = lm.config.vocabSize;
-    const logits = await lm.forward([evalIds]);
-    let nll = 0;
-    for (let t = promptLen; t < evalIds.length; t++) {
-      const o = (t - 1) * V;
-      let max = -Infinity;
-      for (let v = 0; v < V; v++) max = Math.max(max, logits[o + v]!);
-      let sum = 0;
-      for (let v = 0; v < V; v++) sum += Math.exp(logits[o + v]! - max);
-      nll -= logits[o + evalIds[t]!]! - max - Math.log(sum);
-    }
-    ppl = Math.exp(nll / (evalIds.length - promptLen));
+    ppl = textPerplexity(await lm.forward([evalIds]), evalIds, promptLen, V);
   }
   await lm.close();
   return {

@@ -13,6 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { peakRssMb } from '../peak-rss.ts';
+import { textPerplexity } from './ppl.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, d: number): number => {
@@ -57,17 +58,7 @@ async function loomSide(dir: string, file: string, time: boolean, evalPath: stri
   const text = evalPath
     ? (JSON.parse(readFileSync(evalPath, 'utf8')) as number[])
     : [...p, ...(await greedy(pplTokens)).out];
-  const logits = await lm.forward([text]);
-  let nll = 0;
-  for (let t = PROMPT; t < text.length; t++) {
-    const o = (t - 1) * V;
-    let max = -Infinity;
-    for (let v = 0; v < V; v++) max = Math.max(max, logits[o + v]!);
-    let sum = 0;
-    for (let v = 0; v < V; v++) sum += Math.exp(logits[o + v]! - max);
-    nll -= logits[o + text[t]!]! - max - Math.log(sum);
-  }
-  res.ppl = +Math.exp(nll / (text.length - PROMPT)).toFixed(3);
+  res.ppl = +textPerplexity(await lm.forward([text]), text, PROMPT, V).toFixed(3);
   if (!evalPath) res.text = text.join(',');
   await lm.close();
   return res;
