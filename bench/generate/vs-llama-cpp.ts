@@ -5,6 +5,8 @@
  * Loom runs twice, each time in a fresh child with the same session cache folder (generate/session-cache.ts): `cold`
  * builds the cache entry (what the first run on a model costs), `warm` maps the cached model (every later run).
  * Prints one JSON line per run and one with the ratios (rss_ratio: warm; rss_ratio_cold: the first run).
+ * Then once more (warm) with `spinning: false` (the decoder's threads sleep between ops instead of spinning), so
+ * both ratios are in the same run.
  * Usage: npx tsx bench/generate/vs-llama-cpp.ts [threads] [--layers N] [--new N]
  */
 import { execFileSync } from 'node:child_process';
@@ -26,11 +28,11 @@ const PROMPT = 32;
 const prompt = (V: number): number[] => Array.from({ length: PROMPT }, (_, i) => (i * 7919 + 13) % V);
 const side = process.env.LOOM_BENCH_SIDE;
 
-async function loomSide(dir: string): Promise<Record<string, number>> {
+async function loomSide(dir: string, spinning: boolean): Promise<Record<string, number | boolean>> {
   const { CausalLM } = await import('../../src/generate/causal-lm.ts');
   const { generateIds } = await import('../../src/generate/generate.ts');
   let t0 = performance.now();
-  const lm = await CausalLM.fromFolder(dir, { threads });
+  const lm = await CausalLM.fromFolder(dir, { threads, spinning });
   await generateIds(lm, [prompt(lm.config.vocabSize)], { maxNewTokens: 1, temperature: 0, eosIds: [] });
   const load = (performance.now() - t0) / 1000;
   const cache = lm.sessionLoads.map((l) => l.cache).join(',');
@@ -47,6 +49,7 @@ async function loomSide(dir: string): Promise<Record<string, number>> {
   await lm.close();
   const n = (r[0]?.ids.length ?? 1) - 1;
   return {
+    spinning: spinning ? 1 : 0,
     load_and_first_token_s: +load.toFixed(2),
     tokens_per_s: +(n / decode).toFixed(1),
     new_tokens: n,
@@ -78,7 +81,7 @@ async function llamaSide(gguf: string, V: number): Promise<Record<string, number
 if (side) {
   const res =
     side === 'loom'
-      ? await loomSide(args[args.length - 1]!)
+      ? await loomSide(args[args.length - 1]!, !args.includes('--no-spin'))
       : await llamaSide(args[args.length - 2]!, opt('--vocab', 0));
   const rss = peakRssMb();
   console.log(JSON.stringify({ side, run: process.env.LOOM_BENCH_RUN, ...res, peak_rss_mb: rss }));
@@ -114,6 +117,7 @@ if (side) {
     const cold = child('loom', [...common, dir], 'cold');
     const loom = child('loom', [...common, dir], 'warm');
     const ref = child('llama', [...common, '--vocab', String(cfg.vocabSize), gguf.artefact, 'x']);
+    const sleeping = child('loom', [...common, '--no-spin', dir], 'warm');
     console.log(
       JSON.stringify({
         bench: 'generate.vs_llama_cpp_f32',
@@ -121,6 +125,7 @@ if (side) {
         threads,
         prompt: PROMPT,
         decode_ratio: +(loom.tokens_per_s! / ref.tokens_per_s!).toFixed(2),
+        decode_ratio_no_spin: +(sleeping.tokens_per_s! / ref.tokens_per_s!).toFixed(2),
         rss_ratio: +(loom.peak_rss_mb! / ref.peak_rss_mb!).toFixed(2),
         rss_ratio_cold: +(cold.peak_rss_mb! / ref.peak_rss_mb!).toFixed(2),
       }),

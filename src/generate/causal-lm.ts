@@ -56,6 +56,15 @@ export interface CausalLMOptions {
   /** ONNX export only: the file inside onnx/ to run (e.g. model_quantized.onnx). */
   file?: string;
   /**
+   * The decoder session's threads spin between ops instead of sleeping (engine LoadOptions.spinning). Default true:
+   * batch-1 decode is hundreds of small parallel MatMuls, and waking a sleeping thread for each cost ~40 % of the
+   * step (docs/benchmarks.md). An idle thread spins DECODE_SPIN_US before it sleeps, which bridges the gaps between
+   * ops without holding a core between steps. Set false on a machine shared with other CPU-bound work, where
+   * spinning threads compete with the one they wait for. The full-logits (scoring)
+   * session keeps the engine's setting.
+   */
+  spinning?: boolean;
+  /**
    * Model folders only: where to cache the ONNX models built from it (generate/session-cache.ts), or false for no
    * cache. Default $LOOM_SESSION_CACHE (`off` turns it off), else ~/.cache/loom/sessions. Not used with a
    * `graph.linear` hook (a function the cache cannot key on).
@@ -78,6 +87,9 @@ export interface KvCache {
   /** Set by decode: the same values kept in the runtime's thread (tensors is then empty). */
   resident?: Record<string, ResidentTensor>;
 }
+
+/** Spin time of the decoder's idle threads (30-layer decode MatMul chain: 10, 100, 1000 µs and ORT's default within noise). */
+const DECODE_SPIN_US = 10;
 
 // ORT refuses protobufs over 2 GB; larger models go through external data in a temporary folder.
 const INLINE_LIMIT = 1.8e9;
@@ -158,7 +170,10 @@ export class CausalLM {
 
   private async load(kind: 'decoder' | 'full'): Promise<Session> {
     if (this.closed) throw new LoomError('RUNTIME', 'model is closed');
-    if (this.onnxFile) return this.engine.load(this.onnxFile);
+    // an export's one graph serves decode as well as scoring: it spins like the decoder
+    const spin = kind === 'decoder' || this.onnxFile ? (this.opts.spinning ?? true) : false;
+    const spinOpts = spin ? { spinning: true, spinDurationUs: DECODE_SPIN_US } : {};
+    if (this.onnxFile) return this.engine.load(this.onnxFile, spinOpts);
     const fused = this.opts.fused ?? true;
     const build = (weights: WeightSource): Graph => {
       const m = buildLlama(this.config, weights, {
@@ -177,7 +192,7 @@ export class CausalLM {
       if (c) {
         this.sessionLoads.push({ kind, cache: c.status, path: c.path });
         // ORT maps weights.bin from the cache folder: no weight crosses to the runtime's thread.
-        return this.engine.load(c.path);
+        return this.engine.load(c.path, spinOpts);
       }
     }
     this.sessionLoads.push({ kind, cache: 'off' });
@@ -185,13 +200,13 @@ export class CausalLM {
     const bytes = parameterCount(this.config).total * 4;
     // transfer: the serialised model moves to the runtime's thread instead of being copied (one copy fewer).
     if (bytes < INLINE_LIMIT) {
-      return this.engine.load(toOnnx(graph, { fused }), { transfer: true });
+      return this.engine.load(toOnnx(graph, { fused }), { transfer: true, ...spinOpts });
     }
     const dir = mkdtempSync(join(tmpdir(), 'loom-model-'));
     try {
       const model = toOnnx(graph, { fused, externalData: { dir, file: 'weights.bin' } });
       writeFileSync(join(dir, 'model.onnx'), model);
-      return await this.engine.load(join(dir, 'model.onnx'));
+      return await this.engine.load(join(dir, 'model.onnx'), spinOpts);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -22,11 +22,23 @@ export interface RuntimeOptions {
   inThread?: boolean;
   /** Let idle ORT threads spin (lower latency for tiny graphs, burns cores between runs). Default false. */
   spinning?: boolean;
+  /** With spinning: microseconds an idle thread spins before it sleeps (ORT session.intra_op.spin_duration_us). */
+  spinDurationUs?: number;
   /** ORT graph optimization level; default 'all'. */
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
 }
 
 export interface LoadOptions {
+  /**
+   * This session's intra-op threads spin while idle instead of sleeping (default: the engine's `spinning`). A
+   * batch-1 decode step is ~200 small MatMuls, each a parallel section: woken from sleep (a futex wake, costly in a
+   * VM), the 30-layer SmolLM2 chain of decode MatMuls took 17-23 ms, spinning 11-13 ms (docs/benchmarks.md). The
+   * cost: a spinning thread holds its core for a while after each run, and on a machine busier than its cores it
+   * competes with the thread it waits for (decode then gets slower, not faster); spinDurationUs bounds that.
+   */
+  spinning?: boolean;
+  /** With spinning: microseconds an idle thread spins before it sleeps (default: the engine's, else ORT's). */
+  spinDurationUs?: number;
   /** Write ORT's optimized graph here (to inspect fusions). */
   optimizedModelFilePath?: string;
   /** Hand the model bytes' buffer to the worker instead of copying it (the caller's array becomes unusable). */
@@ -219,7 +231,8 @@ export class Engine {
       threads: o.threads,
       device: o.device,
       deviceId: o.deviceId,
-      spinning: o.spinning,
+      spinning: opts.spinning ?? o.spinning,
+      spinDurationUs: opts.spinDurationUs ?? o.spinDurationUs,
       optimization: o.optimization,
       optimizedModelFilePath: opts.optimizedModelFilePath,
       profilePrefix: opts.profilePrefix,

@@ -5,6 +5,7 @@ export interface BackendOptions {
   device?: 'cpu' | 'cuda';
   deviceId?: number;
   spinning?: boolean;
+  spinDurationUs?: number;
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   optimizedModelFilePath?: string;
   logLevel?: number;

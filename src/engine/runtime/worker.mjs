@@ -44,7 +44,14 @@ function sessionOptions(opts) {
     ...(opts.profilePrefix ? { enableProfiling: true, profileFilePrefix: opts.profilePrefix } : {}),
     extra: {
       session: {
-        intra_op: { allow_spinning: opts.spinning ? '1' : '0' },
+        intra_op: {
+          allow_spinning: opts.spinning ? '1' : '0',
+          // how long an idle thread spins before it sleeps: long enough to bridge the gap between two ops of a run,
+          // short enough that a thread does not hold its core when the machine is busy
+          ...(opts.spinning && opts.spinDurationUs !== undefined
+            ? { spin_duration_us: String(opts.spinDurationUs) }
+            : {}),
+        },
         ...(opts.prepack === false ? { disable_prepacking: '1' } : {}),
       },
     },
