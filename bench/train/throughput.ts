@@ -139,6 +139,7 @@ async function loomStep(method: Method): Promise<Record<string, unknown>> {
     evaluate: false,
   });
   const buildS = (performance.now() - t0) / 1000;
+  const rssBuild = peakRssMb();
   const e = await Engine.create({ threads: THREADS });
   try {
     const t1 = performance.now();
@@ -147,6 +148,7 @@ async function loomStep(method: Method): Promise<Record<string, unknown>> {
     graphs.step = undefined;
     weights = undefined;
     const loadS = (performance.now() - t1) / 1000;
+    const rssLoad = peakRssMb();
     const rng = new Rng(5);
     const ids = BigInt64Array.from({ length: B * T }, () => BigInt(rng.int(m.vocabSize)));
     const pos = BigInt64Array.from({ length: B * T }, (_, i) => BigInt(i % T));
@@ -210,6 +212,9 @@ async function loomStep(method: Method): Promise<Record<string, unknown>> {
       build_s: Number(buildS.toFixed(1)),
       load_s: Number(loadS.toFixed(1)),
       peak_rss_mb: peakRssMb(),
+      // high-water marks after building the graphs in JS and after ORT loaded the session (the steps follow)
+      peak_rss_build_mb: rssBuild,
+      peak_rss_load_mb: rssLoad,
     };
   } finally {
     await e.close();
