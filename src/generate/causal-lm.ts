@@ -56,12 +56,12 @@ export interface CausalLMOptions {
   /** ONNX export only: the file inside onnx/ to run (e.g. model_quantized.onnx). */
   file?: string;
   /**
-   * The decoder session's threads spin between ops instead of sleeping (engine LoadOptions.spinning). Default true:
+   * The decoder session's threads spin between ops instead of sleeping (engine LoadOptions.spinning). Opt-in:
    * batch-1 decode is hundreds of small parallel MatMuls, and waking a sleeping thread for each cost ~40 % of the
-   * step (docs/benchmarks.md). An idle thread spins DECODE_SPIN_US before it sleeps, which bridges the gaps between
-   * ops without holding a core between steps. Set false on a machine shared with other CPU-bound work, where
-   * spinning threads compete with the one they wait for. The full-logits (scoring)
-   * session keeps the engine's setting.
+   * MatMul chain in a profile (bench/generate/decode-profile.ts). An idle thread spins DECODE_SPIN_US before it
+   * sleeps. Off by default because the end-to-end gain is not yet measured idle, and on a loaded machine unbounded
+   * spinning made decode 2.4x slower (spinning threads compete with the one they wait for). The full-logits
+   * (scoring) session keeps the engine's setting.
    */
   spinning?: boolean;
   /**
@@ -171,7 +171,7 @@ export class CausalLM {
   private async load(kind: 'decoder' | 'full'): Promise<Session> {
     if (this.closed) throw new LoomError('RUNTIME', 'model is closed');
     // an export's one graph serves decode as well as scoring: it spins like the decoder
-    const spin = kind === 'decoder' || this.onnxFile ? (this.opts.spinning ?? true) : false;
+    const spin = kind === 'decoder' || this.onnxFile ? (this.opts.spinning ?? false) : false;
     const spinOpts = spin ? { spinning: true, spinDurationUs: DECODE_SPIN_US } : {};
     if (this.onnxFile) return this.engine.load(this.onnxFile, spinOpts);
     const fused = this.opts.fused ?? true;
